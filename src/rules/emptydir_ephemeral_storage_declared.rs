@@ -1,0 +1,70 @@
+//! `emptydir-ephemeral-storage-declared`: containers mounting a disk emptyDir declare
+//! ephemeral-storage requests and limits.
+
+use super::{ContainerKind, PodCtx, RuleId, Violation, q};
+use crate::model::{Medium, Resources};
+use crate::policy::{RuleConfig, RuleSet};
+
+fn declares(r: &Option<Resources>) -> (bool, bool) {
+    let Some(r) = r else { return (false, false) };
+    let req = r.requests.as_ref().is_some_and(|l| l.ephemeral_storage.is_some());
+    let lim = r.limits.as_ref().is_some_and(|l| l.ephemeral_storage.is_some());
+    (req, lim)
+}
+
+pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    // Pod-level requests and limits cover every container.
+    if declares(&ctx.spec.resources) == (true, true) {
+        return;
+    }
+    for c in &ctx.containers {
+        // Ephemeral containers cannot set resources.
+        if c.kind == ContainerKind::Ephemeral {
+            continue;
+        }
+        let disk_dir = c.c.volume_mounts.iter().find_map(|m| {
+            ctx.volume(&m.name)
+                .filter(|(_, v)| v.empty_dir.as_ref().is_some_and(|e| e.medium() == Medium::Disk))
+                .map(|(_, v)| v)
+        });
+        let Some(vol) = disk_dir else { continue };
+        let missing = match declares(&c.c.resources) {
+            (true, true) => continue,
+            (false, false) => "requests and limits",
+            (false, true) => "requests",
+            (true, false) => "limits",
+        };
+        out.push(Violation {
+            rule: RuleId::EmptydirEphemeralStorageDeclared,
+            path: c.path(ctx.prefix),
+            message: format!(
+                "container {} mounts disk-backed emptyDir {} without ephemeral-storage {missing}; \
+                 set resources.{{requests,limits}}.ephemeral-storage",
+                q(&c.c.name),
+                q(&vol.name)
+            ),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run};
+    use crate::rules::RuleId::EmptydirEphemeralStorageDeclared as R;
+    use rstest::rstest;
+
+    const VOLS: &str = "  volumes:\n  - {name: d, emptyDir: {sizeLimit: 1Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n";
+
+    #[rstest]
+    #[case::declared("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}}\n", &[])]
+    #[case::missing_both("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.containers[0]"])]
+    #[case::missing_limit("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}}}\n", &["spec.containers[0]"])]
+    #[case::memory_only("  containers:\n  - {name: x, volumeMounts: [{name: m, mountPath: /m}]}\n", &[])]
+    #[case::init_container("  containers:\n  - {name: x}\n  initContainers:\n  - {name: i, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.initContainers[0]"])]
+    #[case::ephemeral_skipped("  containers:\n  - {name: x}\n  ephemeralContainers:\n  - {name: e, volumeMounts: [{name: d, mountPath: /d}]}\n", &[])]
+    #[case::pod_level("  resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}\n  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &[])]
+    fn cases(#[case] rest: &str, #[case] want: &[&str]) {
+        let obj = format!("kind: Pod\nspec:\n{VOLS}{rest}");
+        assert_eq!(paths(&run(R, &obj)), want);
+    }
+}

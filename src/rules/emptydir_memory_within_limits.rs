@@ -1,0 +1,75 @@
+//! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
+
+use super::{first_over, name_list, q, PodCtx, RuleId, Violation};
+use crate::model::Medium;
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    let mut memory = ctx.empty_dirs().filter(|(_, _, _, m)| *m == Medium::Memory).peekable();
+    let Some(&(first, first_vol, _, _)) = memory.peek() else { return };
+    match ctx.pod_limit(|r| r.memory.as_ref()) {
+        Err(missing) => {
+            let who = if missing.is_empty() {
+                "the Pod has no containers with a memory limit".to_owned()
+            } else {
+                format!("no memory limit on container {}", name_list(&missing))
+            };
+            out.push(Violation {
+                rule: RuleId::EmptydirMemoryWithinLimits,
+                path: format!("{}.emptyDir", ctx.volume_path(first)),
+                message: format!(
+                    "memory-backed emptyDir {} is unbounded by the Pod: {who}; set resources.limits.memory",
+                    q(&first_vol.name)
+                ),
+            });
+        }
+        Ok(limit) => {
+            if let Some((i, v, sum)) = first_over(memory, limit) {
+                out.push(Violation {
+                    rule: RuleId::EmptydirMemoryWithinLimits,
+                    path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
+                    message: format!(
+                        "memory-backed emptyDirs add up to {sum} (through {}), above the Pod's memory limit {limit}; \
+                         lower sizeLimit or raise the limit",
+                        q(&v.name)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run};
+    use crate::rules::RuleId::EmptydirMemoryWithinLimits as R;
+    use rstest::rstest;
+
+    const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: b, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: d, emptyDir: {sizeLimit: 100Gi}}\n";
+
+    #[rstest]
+    #[case::fits_sum_of_containers("  containers:\n  - {name: x, resources: {limits: {memory: 1Gi}}}\n  - {name: y, resources: {limits: {memory: 1Gi}}}\n", &[])]
+    #[case::exceeds_sum("  containers:\n  - {name: x, resources: {limits: {memory: 1Gi}}}\n  - {name: y, resources: {limits: {memory: 512Mi}}}\n", &["spec.volumes[1].emptyDir.sizeLimit"])]
+    #[case::container_without_limit("  containers:\n  - {name: x, resources: {limits: {memory: 8Gi}}}\n  - {name: y}\n", &["spec.volumes[0].emptyDir"])]
+    #[case::pod_level_limit_wins("  resources: {limits: {memory: 2Gi}}\n  containers:\n  - {name: x}\n", &[])]
+    #[case::pod_level_limit_too_small("  resources: {limits: {memory: 1Gi}}\n  containers:\n  - {name: x, resources: {limits: {memory: 8Gi}}}\n", &["spec.volumes[1].emptyDir.sizeLimit"])]
+    #[case::init_containers_do_not_count("  containers:\n  - {name: x, resources: {limits: {memory: 1Gi}}}\n  initContainers:\n  - {name: i, resources: {limits: {memory: 8Gi}}}\n", &["spec.volumes[1].emptyDir.sizeLimit"])]
+    #[case::exact_fit_in_other_units("  containers:\n  - {name: x, resources: {limits: {memory: 2048Mi}}}\n", &[])]
+    fn cases(#[case] rest: &str, #[case] want: &[&str]) {
+        let obj = format!("kind: Pod\nspec:\n{VOLS}{rest}");
+        assert_eq!(paths(&run(R, &obj)), want);
+    }
+
+    #[test]
+    fn no_memory_emptydir_no_finding() {
+        let obj = "kind: Pod\nspec:\n  volumes: [{name: d, emptyDir: {}}]\n  containers: [{name: x}]\n";
+        assert!(run(R, obj).is_empty());
+    }
+
+    #[test]
+    fn missing_limit_names_the_container() {
+        let obj = format!("kind: Pod\nspec:\n{VOLS}  containers: [{{name: web}}]\n");
+        let v = run(R, &obj);
+        assert!(v[0].message.contains("no memory limit on container \"web\""), "{}", v[0]);
+    }
+}

@@ -1,0 +1,108 @@
+//! `emptydir-size-limit-max`: sizeLimits are valid, positive and within the maxima.
+
+use super::{first_over, q, size_limit, PodCtx, RuleId, Violation};
+use crate::model::Medium;
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    for (i, v, e, medium) in ctx.empty_dirs() {
+        let Some(parsed) = size_limit(e) else { continue };
+        let raw = e.size_limit.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
+        let path = format!("{}.emptyDir.sizeLimit", ctx.volume_path(i));
+        let (max, what) = match medium {
+            Medium::Disk => (cfg.max_disk, "disk-backed"),
+            Medium::Memory => (cfg.max_memory, "memory-backed"),
+            Medium::HugePages => continue,
+        };
+        let message = match parsed {
+            Err(_) => format!(
+                "emptyDir {} has sizeLimit {}, which is not a valid quantity; write a size such as 500Mi or 1Gi",
+                q(&v.name),
+                q(raw)
+            ),
+            Ok(size) if !size.is_positive() => format!(
+                "emptyDir {} has sizeLimit {}, which is not positive; set a size above zero (at most {max})",
+                q(&v.name),
+                q(raw)
+            ),
+            Ok(size) if size > max => format!(
+                "emptyDir {} has sizeLimit {}, above the {max} maximum for {what} emptyDirs; lower it to at most {max}",
+                q(&v.name),
+                q(raw)
+            ),
+            Ok(_) => continue,
+        };
+        out.push(Violation {
+            rule: RuleId::EmptydirSizeLimitMax,
+            path,
+            message,
+        });
+    }
+    if let Some(total) = cfg.max_total {
+        let sized = ctx.empty_dirs().filter(|(_, _, _, m)| *m != Medium::HugePages);
+        if let Some((i, v, sum)) = first_over(sized, total) {
+            out.push(Violation {
+                rule: RuleId::EmptydirSizeLimitMax,
+                path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
+                message: format!(
+                    "emptyDir sizeLimits add up to {sum} (through {}), above the {total} total allowed per Pod; lower them",
+                    q(&v.name)
+                ),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run, run_with};
+    use crate::rules::RuleId::EmptydirSizeLimitMax as R;
+    use rstest::rstest;
+
+    fn pod(empty_dir: &str) -> String {
+        format!("kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n")
+    }
+
+    #[rstest]
+    #[case::at_max_binary("{sizeLimit: 10Gi}", false)]
+    #[case::at_max_mebibytes("{sizeLimit: 10240Mi}", false)]
+    #[case::decimal_below("{sizeLimit: 10G}", false)]
+    #[case::exponent_above("{sizeLimit: 1.5e10}", true)]
+    #[case::one_byte_above("{sizeLimit: \"10737418241\"}", true)]
+    #[case::above("{sizeLimit: 11Gi}", true)]
+    #[case::numeric("{sizeLimit: 1000}", false)]
+    #[case::zero("{sizeLimit: \"0\"}", true)]
+    #[case::negative("{sizeLimit: -1Gi}", true)]
+    #[case::invalid("{sizeLimit: lots}", true)]
+    #[case::bad_suffix("{sizeLimit: 1GB}", true)]
+    #[case::unset("{}", false)]
+    #[case::memory_at_max("{medium: Memory, sizeLimit: 2Gi}", false)]
+    #[case::memory_above("{medium: Memory, sizeLimit: 3Gi}", true)]
+    #[case::hugepages_ignored("{medium: HugePages, sizeLimit: 100Gi}", false)]
+    fn defaults(#[case] ed: &str, #[case] flagged: bool) {
+        let want: &[&str] = if flagged { &["spec.volumes[0].emptyDir.sizeLimit"] } else { &[] };
+        assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
+    }
+
+    #[test]
+    fn invalid_quantity_message_is_clear() {
+        let v = run(R, &pod("{sizeLimit: lots}"));
+        assert!(v[0].message.contains("\"lots\", which is not a valid quantity"), "{}", v[0]);
+    }
+
+    #[test]
+    fn configured_maxima() {
+        let policy = "rules:\n  emptydir-size-limit-max: {maxDisk: 50Gi}\n";
+        assert!(run_with(R, &pod("{sizeLimit: 40Gi}"), policy).is_empty());
+        assert_eq!(run_with(R, &pod("{sizeLimit: 60Gi}"), policy).len(), 1);
+    }
+
+    #[test]
+    fn max_total_flags_the_volume_that_crosses_it() {
+        let obj = "kind: Pod\nspec:\n  volumes:\n  - {name: a, emptyDir: {sizeLimit: 4Gi}}\n  - {name: b, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: c, emptyDir: {sizeLimit: 1Gi}}\n  - {name: d, emptyDir: {sizeLimit: 1Gi}}\n";
+        let v = run_with(R, obj, "rules:\n  emptydir-size-limit-max: {maxTotal: 6Gi}\n");
+        assert_eq!(paths(&v), ["spec.volumes[3].emptyDir.sizeLimit"]);
+        assert!(v[0].message.contains("add up to 7Gi (through \"d\")"), "{}", v[0]);
+        assert!(run_with(R, obj, "rules:\n  emptydir-size-limit-max: {maxTotal: 7Gi}\n").is_empty());
+    }
+}

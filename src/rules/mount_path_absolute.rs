@@ -1,0 +1,52 @@
+//! `mount-path-absolute`: mountPaths are written absolute.
+
+use super::{q, PodCtx, RuleId, Violation};
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    for c in &ctx.containers {
+        for (j, m) in c.c.volume_mounts.iter().enumerate() {
+            if !m.mount_path.starts_with('/') {
+                out.push(Violation {
+                    rule: RuleId::MountPathAbsolute,
+                    path: c.mount_path(ctx.prefix, j),
+                    message: format!(
+                        "container {} mounts volume {} at relative path {}, which the kubelet \
+                         mounts at {}; write the absolute path",
+                        q(&c.c.name),
+                        q(&m.name),
+                        q(&m.mount_path),
+                        q(&c.mount_paths[j])
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run};
+    use crate::rules::RuleId::MountPathAbsolute as R;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::absolute("/data", false)]
+    #[case::relative("data", true)]
+    #[case::dot_relative("./data", true)]
+    #[case::root("/", false)]
+    fn cases(#[case] mount: &str, #[case] flagged: bool) {
+        let obj = format!(
+            "kind: Pod\nspec:\n  volumes: [{{name: a, emptyDir: {{}}}}]\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: \"{mount}\"}}]}}]\n"
+        );
+        let v = run(R, &obj);
+        let want: &[&str] = if flagged { &["spec.containers[0].volumeMounts[0]"] } else { &[] };
+        assert_eq!(paths(&v), want);
+    }
+
+    #[test]
+    fn message_shows_resolved_path() {
+        let v = run(R, "kind: Pod\nspec:\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: data}]}]\n");
+        assert!(v[0].message.contains("\"/data\""), "{}", v[0]);
+    }
+}

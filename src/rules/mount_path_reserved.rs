@@ -1,0 +1,64 @@
+//! `mount-path-reserved`: no mount over a reserved system path.
+
+use super::{q, PodCtx, RuleId, Violation};
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    for c in &ctx.containers {
+        for (j, p) in c.mount_paths.iter().enumerate() {
+            if let Some(pat) = cfg.paths.iter().find(|pat| pat.matches(p)) {
+                out.push(Violation {
+                    rule: RuleId::MountPathReserved,
+                    path: c.mount_path(ctx.prefix, j),
+                    message: format!(
+                        "container {} mounts volume {} at {}, a reserved path (matches {}); \
+                         mount it elsewhere",
+                        q(&c.c.name),
+                        q(&c.c.volume_mounts[j].name),
+                        q(p),
+                        q(&pat.to_string())
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run, run_with};
+    use crate::rules::RuleId::MountPathReserved as R;
+    use rstest::rstest;
+
+    fn pod(path: &str) -> String {
+        format!("kind: Pod\nspec:\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: \"{path}\"}}]}}]\n")
+    }
+
+    #[rstest]
+    #[case::etc("/etc", true)]
+    #[case::etc_app_allowed("/etc/app", false)]
+    #[case::proc("/proc", true)]
+    #[case::proc_sub("/proc/sys", true)]
+    #[case::sys_sub("/sys/fs/cgroup", true)]
+    #[case::dev("/dev", true)]
+    #[case::dev_shm_allowed("/dev/shm", false)]
+    #[case::root("/", true)]
+    #[case::root_via_dots("/data/..", true)]
+    #[case::etc_trailing("/etc/", true)]
+    #[case::etc_relative("etc", true)]
+    #[case::escape_via_dotdot("/data/../proc/1", true)]
+    #[case::data("/data", false)]
+    #[case::usr_local_allowed("/usr/local/share", false)]
+    fn default_paths(#[case] path: &str, #[case] flagged: bool) {
+        let v = run(R, &pod(path));
+        let want: &[&str] = if flagged { &["spec.containers[0].volumeMounts[0]"] } else { &[] };
+        assert_eq!(paths(&v), want, "{path}");
+    }
+
+    #[test]
+    fn configured_paths_replace_the_default() {
+        let policy = "rules:\n  mount-path-reserved: {paths: [\"/opt/**\"]}\n";
+        assert_eq!(run_with(R, &pod("/opt/x"), policy).len(), 1);
+        assert!(run_with(R, &pod("/etc"), policy).is_empty());
+    }
+}

@@ -1,0 +1,89 @@
+//! `mount-volume-exists`: every volumeMount and volumeDevice names a declared volume.
+
+use super::{q, PodCtx, RuleId, Violation};
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    let known = |name: &str| ctx.volume(name).is_some() || ctx.is_claim_template(name);
+    for c in &ctx.containers {
+        for (j, m) in c.c.volume_mounts.iter().enumerate() {
+            if !known(&m.name) {
+                out.push(Violation {
+                    rule: RuleId::MountVolumeExists,
+                    path: c.mount_path(ctx.prefix, j),
+                    message: format!(
+                        "container {} mounts volume {} at {}, but no volume has that name; \
+                         add it to volumes or fix the name",
+                        q(&c.c.name),
+                        q(&m.name),
+                        q(&m.mount_path)
+                    ),
+                });
+            }
+        }
+        for (j, d) in c.c.volume_devices.iter().enumerate() {
+            if !known(&d.name) {
+                out.push(Violation {
+                    rule: RuleId::MountVolumeExists,
+                    path: c.device_path(ctx.prefix, j),
+                    message: format!(
+                        "container {} uses volume {} as a device, but no volume has that name; \
+                         add it to volumes or fix the name",
+                        q(&c.c.name),
+                        q(&d.name)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run};
+    use crate::rules::RuleId::MountVolumeExists as R;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::all_declared(r#"
+kind: Pod
+spec:
+  volumes: [{name: a, emptyDir: {}}]
+  containers: [{name: c, volumeMounts: [{name: a, mountPath: /a}]}]
+"#, &[])]
+    #[case::missing_volume(r#"
+kind: Pod
+spec:
+  volumes: [{name: a, emptyDir: {}}]
+  containers: [{name: c, volumeMounts: [{name: a, mountPath: /a}, {name: b, mountPath: /b}]}]
+"#, &["spec.containers[0].volumeMounts[1]"])]
+    #[case::init_and_ephemeral(r#"
+kind: Pod
+spec:
+  containers: [{name: c}]
+  initContainers: [{name: i, volumeMounts: [{name: x, mountPath: /x}]}]
+  ephemeralContainers: [{name: e, volumeMounts: [{name: y, mountPath: /y}]}]
+"#, &["spec.initContainers[0].volumeMounts[0]", "spec.ephemeralContainers[0].volumeMounts[0]"])]
+    #[case::missing_device(r#"
+kind: Pod
+spec:
+  containers: [{name: c, volumeDevices: [{name: blk, devicePath: /dev/xvda}]}]
+"#, &["spec.containers[0].volumeDevices[0]"])]
+    #[case::claim_template_counts(r#"
+kind: StatefulSet
+spec:
+  volumeClaimTemplates: [{metadata: {name: data}}]
+  template:
+    spec:
+      containers: [{name: c, volumeMounts: [{name: data, mountPath: /data}, {name: nope, mountPath: /n}]}]
+"#, &["spec.template.spec.containers[0].volumeMounts[1]"])]
+    fn cases(#[case] obj: &str, #[case] want: &[&str]) {
+        assert_eq!(paths(&run(R, obj)), want);
+    }
+
+    #[test]
+    fn message_names_container_and_volume() {
+        let v = run(R, "kind: Pod\nspec:\n  containers: [{name: web, volumeMounts: [{name: cache, mountPath: /c}]}]\n");
+        assert!(v[0].message.contains("\"web\"") && v[0].message.contains("\"cache\""), "{}", v[0]);
+    }
+}

@@ -1,0 +1,53 @@
+//! `volume-unused`: every volume is mounted or used as a device by some container.
+
+use super::{q, PodCtx, RuleId, Violation};
+use crate::policy::{RuleConfig, RuleSet};
+
+pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    let vols = ctx.volumes();
+    let mut used = vec![false; vols.len()];
+    for c in &ctx.containers {
+        let names = c.c.volume_mounts.iter().map(|m| m.name.as_str());
+        let devices = c.c.volume_devices.iter().map(|d| d.name.as_str());
+        for name in names.chain(devices) {
+            // Every volume of that name counts as used (duplicates are another rule's business).
+            if let Some((first, _)) = ctx.volume(name) {
+                for (i, v) in vols.iter().enumerate().skip(first) {
+                    if v.name == name {
+                        used[i] = true;
+                    }
+                }
+            }
+        }
+    }
+    for (i, v) in vols.iter().enumerate() {
+        if !used[i] {
+            out.push(Violation {
+                rule: RuleId::VolumeUnused,
+                path: ctx.volume_path(i),
+                message: format!(
+                    "volume {} is not mounted by any container; mount it or remove it",
+                    q(&v.name)
+                ),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::testutil::{paths, run};
+    use crate::rules::RuleId::VolumeUnused as R;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::all_used("kind: Pod\nspec:\n  volumes: [{name: a, emptyDir: {}}]\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: /a}]}]\n", &[])]
+    #[case::unused("kind: Pod\nspec:\n  volumes: [{name: a, emptyDir: {}}, {name: b, emptyDir: {}}]\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: /a}]}]\n", &["spec.volumes[1]"])]
+    #[case::used_by_init("kind: Pod\nspec:\n  volumes: [{name: a, emptyDir: {}}]\n  containers: [{name: c}]\n  initContainers: [{name: i, volumeMounts: [{name: a, mountPath: /a}]}]\n", &[])]
+    #[case::used_by_ephemeral("kind: Pod\nspec:\n  volumes: [{name: a, emptyDir: {}}]\n  containers: [{name: c}]\n  ephemeralContainers: [{name: e, volumeMounts: [{name: a, mountPath: /a}]}]\n", &[])]
+    #[case::used_as_device("kind: Pod\nspec:\n  volumes: [{name: blk, persistentVolumeClaim: {claimName: x}}]\n  containers: [{name: c, volumeDevices: [{name: blk, devicePath: /dev/xvda}]}]\n", &[])]
+    #[case::no_containers("kind: Pod\nspec:\n  volumes: [{name: a, emptyDir: {}}]\n", &["spec.volumes[0]"])]
+    fn cases(#[case] obj: &str, #[case] want: &[&str]) {
+        assert_eq!(paths(&run(R, obj)), want);
+    }
+}
