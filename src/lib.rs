@@ -16,3 +16,10 @@ pub use model::Object;
 pub use policy::{Action, Mode, Policy, PolicyError};
 pub use rules::{RuleId, Violation, RULES};
 pub use verdict::{evaluate, Finding, Operation, Request, Verdict};
+
+pub mod certs;
+pub mod cli;
+pub mod server;
+pub mod source;
+
+pub use server::router;

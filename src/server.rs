@@ -1,0 +1,291 @@
+//! The webhook's HTTP surface: a thin shell that decodes, calls the engine, encodes and
+//! records metrics. No policy logic lives here.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+
+use crate::policy::Action;
+use crate::source::{PolicyStore, Readiness};
+use crate::verdict::{self, Request, Skipped};
+use crate::workload::POD_KINDS;
+
+pub mod metrics;
+pub mod review;
+pub mod tls;
+
+use metrics::{Metrics, RequestLabels, ViolationLabels};
+use review::{ReviewIn, API_VERSION};
+
+/// Default request body limit: the apiserver allows 3 MiB objects and an UPDATE carries two.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+/// Upper bound on the time spent on one request when the apiserver gives no `?timeout=`.
+pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub policies: Arc<PolicyStore>,
+    pub metrics: Arc<Metrics>,
+    pub ready: Arc<Readiness>,
+    pub max_body_bytes: usize,
+    pub log_allowed: bool,
+}
+
+impl AppState {
+    pub fn new(max_body_bytes: usize, log_allowed: bool) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        AppState {
+            policies: Arc::new(PolicyStore::new(metrics.clone())),
+            metrics,
+            ready: Arc::new(Readiness::default()),
+            max_body_bytes,
+            log_allowed,
+        }
+    }
+}
+
+/// The TLS port: `POST /validate`, plus `/livez` and `/readyz` for kubelet HTTPS probes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/validate", post(validate))
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .with_state(state)
+}
+
+/// The plain-HTTP admin port: `/livez`, `/readyz`, `/metrics`.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_handler))
+        .with_state(state)
+}
+
+async fn livez() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(st): State<AppState>) -> Response {
+    match st.ready.check(&st.policies) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+    }
+}
+
+async fn metrics_handler(State(st): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        st.metrics.encode(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ValidateQuery {
+    timeout: Option<String>,
+}
+
+fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut m = msg.into();
+    m.push('\n');
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+}
+
+/// Parses a Go duration as the apiserver writes it in `?timeout=` (`10s`, `1m0s`, `500ms`).
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(digits);
+        let value: f64 = num.parse().ok()?;
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let secs = match unit {
+            "h" => value * 3600.0,
+            "m" => value * 60.0,
+            "s" => value,
+            "ms" => value / 1e3,
+            "us" | "µs" => value / 1e6,
+            "ns" => value / 1e9,
+            _ => return None,
+        };
+        total += Duration::try_from_secs_f64(secs).ok()?;
+        rest = next;
+    }
+    Some(total)
+}
+
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, Response> {
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
+        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received within the request timeout")),
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            let too_big = std::error::Error::source(&e)
+                .map(|s| s.is::<http_body_util::LengthLimitError>())
+                .unwrap_or(false)
+                || e.to_string().contains("length limit");
+            if too_big {
+                Err(plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("request body larger than {limit} bytes (--max-body-bytes)"),
+                ))
+            } else {
+                Err(plain(StatusCode::BAD_REQUEST, format!("could not read request body: {e}")))
+            }
+        }
+    }
+}
+
+async fn validate(
+    State(st): State<AppState>,
+    Query(q): Query<ValidateQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let start = Instant::now();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
+        st.metrics.bad_request("too_large");
+        return plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {} bytes (--max-body-bytes)", st.max_body_bytes),
+        );
+    }
+    let deadline = q
+        .timeout
+        .as_deref()
+        .and_then(parse_go_duration)
+        .unwrap_or(MAX_REQUEST_TIME)
+        .min(MAX_REQUEST_TIME);
+    let bytes = match read_body(body, st.max_body_bytes, deadline).await {
+        Ok(b) => b,
+        Err(resp) => {
+            st.metrics.bad_request(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "unreadable" });
+            return resp;
+        }
+    };
+    let review: ReviewIn = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            let (reason, what) = match e.classify() {
+                serde_json::error::Category::Data => ("not_admission_review", "is not a valid AdmissionReview"),
+                _ => ("malformed_json", "is not valid JSON"),
+            };
+            st.metrics.bad_request(reason);
+            return plain(StatusCode::BAD_REQUEST, format!("request body {what}: {e}"));
+        }
+    };
+    if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
+        st.metrics.bad_request("not_admission_review");
+        return plain(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "request body is not an {API_VERSION} AdmissionReview (got apiVersion {:?}, kind {:?})",
+                review.api_version, review.kind
+            ),
+        );
+    }
+    let Some(req) = review.request else {
+        st.metrics.bad_request("no_request");
+        return plain(StatusCode::BAD_REQUEST, "AdmissionReview has no request");
+    };
+
+    let loaded = st.policies.current();
+    let kind = req.kind.kind.as_str();
+    let operation = req.operation_str();
+    let applicable = POD_KINDS.contains(&kind) && req.judged_subresource();
+    let verdict = match (&req.object, applicable) {
+        (Some(obj), true) => verdict::evaluate(
+            &loaded.policy,
+            &Request {
+                kind,
+                namespace: req.namespace.as_deref().unwrap_or(""),
+                operation: req.operation(),
+                object: obj,
+                old_object: req.old_object.as_ref(),
+            },
+        ),
+        _ => verdict::Verdict {
+            allowed: true,
+            findings: Vec::new(),
+            skipped: Some(Skipped::NotApplicable),
+        },
+    };
+    let response = review::response(&req.uid, &verdict);
+    let body = review::encode(response);
+
+    let outcome = match verdict.skipped {
+        Some(Skipped::NotApplicable) => "skipped",
+        Some(Skipped::ExemptNamespace) => "exempt",
+        None => verdict.outcome(),
+    };
+    st.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            kind: kind.to_owned(),
+            operation: operation.to_owned(),
+            verdict: outcome.to_owned(),
+        })
+        .inc();
+    for f in &verdict.findings {
+        st.metrics
+            .violations
+            .get_or_create(&ViolationLabels {
+                rule: f.rule.name().to_owned(),
+                action: f.action.as_str().to_owned(),
+            })
+            .inc();
+    }
+    let elapsed = start.elapsed();
+    st.metrics.latency.observe(elapsed.as_secs_f64());
+    if !verdict.findings.is_empty() || st.log_allowed {
+        let rules: Vec<&str> = verdict.findings.iter().map(|f| f.rule.name()).collect();
+        tracing::info!(
+            uid = %req.uid,
+            kind,
+            namespace = req.namespace.as_deref().unwrap_or(""),
+            name = req.name.as_deref().unwrap_or(""),
+            operation,
+            dry_run = req.dry_run.unwrap_or(false),
+            verdict = outcome,
+            denied = verdict.findings.iter().filter(|f| f.action == Action::Deny).count(),
+            rules = %rules.join(","),
+            policy_generation = loaded.generation,
+            latency_us = elapsed.as_micros() as u64,
+            "admission decision"
+        );
+    }
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_go_duration("1m0s"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
+        assert_eq!(parse_go_duration("soon"), None);
+        assert_eq!(parse_go_duration(""), None);
+        assert_eq!(parse_go_duration("10"), None);
+    }
+}

@@ -1,0 +1,136 @@
+//! Prometheus metrics (prometheus-client), shared by the webhook and the policy sources.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub kind: String,
+    pub operation: String,
+    pub verdict: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViolationLabels {
+    pub rule: String,
+    pub action: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    pub hash: String,
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: String,
+}
+
+/// Every metric volguard exports.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub violations: Family<ViolationLabels, Counter>,
+    pub latency: Histogram,
+    pub bad_requests: Family<ReasonLabels, Counter>,
+    pub policy_reloads: Family<ResultLabels, Counter>,
+    pub cert_reloads: Family<ResultLabels, Counter>,
+    pub policy_generation: Gauge,
+    pub policy_info: Family<PolicyLabels, Gauge>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("volguard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("admission_requests", "Admission requests by kind, operation and verdict", requests.clone());
+        let violations = Family::<ViolationLabels, Counter>::default();
+        registry.register("violations", "Violations reported, by rule and effective action", violations.clone());
+        // 25 µs .. ~0.8 s
+        let latency = Histogram::new((0..16).map(|i| 25e-6 * 2f64.powi(i)));
+        registry.register(
+            "admission_duration_seconds",
+            "Time from request received to response ready, per admission request",
+            latency.clone(),
+        );
+        let bad_requests = Family::<ReasonLabels, Counter>::default();
+        registry.register("bad_requests", "Requests rejected before evaluation, by reason", bad_requests.clone());
+        let policy_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("policy_reloads", "Policy loads by result (success, invalid, error)", policy_reloads.clone());
+        let cert_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register("certificate_reloads", "TLS certificate loads by result", cert_reloads.clone());
+        let policy_generation = Gauge::default();
+        registry.register("policy_generation", "Generation of the policy in force (1 = first load)", policy_generation.clone());
+        let policy_info = Family::<PolicyLabels, Gauge>::default();
+        registry.register("policy_info", "The policy in force: hash and source (value 1)", policy_info.clone());
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .set(1);
+        registry.register("build_info", "Build information (value 1)", build);
+        Metrics {
+            registry,
+            requests,
+            violations,
+            latency,
+            bad_requests,
+            policy_reloads,
+            cert_reloads,
+            policy_generation,
+            policy_info,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        out
+    }
+
+    pub fn bad_request(&self, reason: &str) {
+        self.bad_requests
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn reload(&self, result: &str) {
+        self.policy_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    pub fn cert_reload(&self, result: &str) {
+        self.cert_reloads
+            .get_or_create(&ResultLabels {
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+}
