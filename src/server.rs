@@ -128,24 +128,38 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
     Some(total)
 }
 
-async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, Response> {
-    match tokio::time::timeout(deadline, axum::body::to_bytes(body, limit)).await {
-        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received within the request timeout")),
-        Ok(Ok(b)) => Ok(b),
-        Ok(Err(e)) => {
-            let too_big = std::error::Error::source(&e)
-                .map(|s| s.is::<http_body_util::LengthLimitError>())
-                .unwrap_or(false)
-                || e.to_string().contains("length limit");
-            if too_big {
-                Err(plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("request body larger than {limit} bytes (--max-body-bytes)"),
-                ))
-            } else {
-                Err(plain(StatusCode::BAD_REQUEST, format!("could not read request body: {e}")))
+/// Reads and discards what is left of an oversized body (bounded in bytes and time), so an
+/// HTTP/1.1 client that is still writing sees the 413 instead of a reset ("lingering close").
+async fn discard(mut body: Body) {
+    use http_body_util::BodyExt;
+    const MAX_DISCARD: usize = 64 * 1024 * 1024;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > MAX_DISCARD {
+                break;
             }
         }
+    })
+    .await;
+}
+
+fn too_large(limit: usize) -> Response {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("request body larger than {limit} bytes (--max-body-bytes)"),
+    )
+}
+
+async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, Response> {
+    use http_body_util::{BodyExt, Limited};
+    let limited = Limited::new(body, limit);
+    match tokio::time::timeout(deadline, limited.collect()).await {
+        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received within the request timeout")),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+        Ok(Err(e)) => Err(plain(StatusCode::BAD_REQUEST, format!("could not read request body: {e}"))),
     }
 }
 
@@ -162,10 +176,8 @@ async fn validate(
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
         st.metrics.bad_request("too_large");
-        return plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body larger than {} bytes (--max-body-bytes)", st.max_body_bytes),
-        );
+        discard(body).await;
+        return too_large(st.max_body_bytes);
     }
     let deadline = q
         .timeout

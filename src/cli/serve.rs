@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Seconds between checks of the certificate and policy files for changes.
     #[arg(long, env = "VOLGUARD_RELOAD_INTERVAL", default_value_t = 1.0)]
     pub reload_interval: f64,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, env = "VOLGUARD_HEADER_READ_TIMEOUT", default_value_t = 5.0)]
+    pub header_read_timeout: f64,
     /// Directory of the generated development certificate.
     #[arg(long, env = "VOLGUARD_DEV_CERT_DIR", default_value = "certs/dev")]
     pub dev_cert_dir: PathBuf,
@@ -219,7 +222,10 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let mut server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls_config)))
         .map_err(|e| e.to_string())?
         .handle(handle.clone());
-    server.http_builder().http1().header_read_timeout(Duration::from_secs(5));
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Duration::from_secs_f64(args.header_read_timeout.max(0.1)));
     let app = server::router(state.clone());
     let webhook = tokio::spawn(server.serve(app.into_make_service()));
 

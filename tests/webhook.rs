@@ -1,0 +1,322 @@
+//! The real binary over real TLS, HTTP/1.1 and HTTP/2, fed AdmissionReviews shaped as the
+//! apiserver sends them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn policy_server(policy: &str) -> (Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(&path, policy).unwrap();
+    let s = Server::start(&["--policy-file", path.to_str().unwrap()]);
+    (s, dir)
+}
+
+fn response(reply: &Reply) -> Value {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let v = reply.json();
+    assert_eq!(v["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(v["kind"], "AdmissionReview");
+    v["response"].clone()
+}
+
+#[tokio::test]
+async fn deny_warn_audit_over_http1_and_http2() {
+    let server = Server::start(&[]);
+    for version in [Version::Http1, Version::Http2] {
+        let client = server.client(version);
+        let r = client.review(&pod_review("uid-deny", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await;
+        let want_alpn: &[u8] = if version == Version::Http1 { b"http/1.1" } else { b"h2" };
+        assert_eq!(r.alpn.as_deref(), Some(want_alpn));
+        let resp = response(&r);
+        assert_eq!(resp["uid"], "uid-deny");
+        assert_eq!(resp["allowed"], false);
+        assert_eq!(resp["status"]["code"], 403);
+        assert_eq!(resp["status"]["reason"], "Forbidden");
+        assert_eq!(
+            resp["status"]["message"],
+            "[emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit; set sizeLimit (at most 10Gi)"
+        );
+        // Fixed: allowed, nothing to say (the projected token volume is mounted, so not unused).
+        let ok = client
+            .review(&pod_review("uid-ok", "CREATE", "default", seed_pod("default", json!({"sizeLimit": "500Mi"})), Value::Null))
+            .await;
+        let resp = response(&ok);
+        assert_eq!(resp["uid"], "uid-ok");
+        assert_eq!(resp["allowed"], true);
+        assert!(resp.get("warnings").is_none(), "{resp}");
+    }
+
+    // warn mode: allowed with one warning per violation
+    let (warn, _d) = policy_server("mode: warn\n");
+    let resp = response(&warn.client(Version::Http1).review(&pod_review("u", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await);
+    assert_eq!(resp["allowed"], true);
+    let warnings = resp["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1);
+    assert!(warnings[0].as_str().unwrap().starts_with("[emptydir-size-limit-required] spec.volumes[0].emptyDir:"));
+    assert!(warnings[0].as_str().unwrap().len() < 256);
+
+    // audit mode: allowed, audit annotation, no warnings
+    let (audit, _d2) = policy_server("mode: audit\n");
+    let resp = response(&audit.client(Version::Http2).review(&pod_review("u", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await);
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("warnings").is_none());
+    assert_eq!(resp["auditAnnotations"]["violations"], "[emptydir-size-limit-required] spec.volumes[0].emptyDir");
+    let m = audit.metrics();
+    assert!(m.contains(r#"volguard_admission_requests_total{kind="Pod",operation="CREATE",verdict="audit"} 1"#), "{m}");
+    assert!(m.contains(r#"volguard_violations_total{rule="emptydir-size-limit-required",action="audit"} 1"#), "{m}");
+}
+
+#[tokio::test]
+async fn exempt_namespace_non_pod_kinds_delete_and_dry_run() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let resp = response(&c.review(&pod_review("u1", "CREATE", "kube-system", seed_pod("kube-system", json!({})), Value::Null)).await);
+    assert_eq!(resp["allowed"], true);
+    assert!(resp.get("warnings").is_none());
+
+    let svc = json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "s", "namespace": "default"},
+                     "spec": {"ports": [{"port": 80}]}});
+    let resp = response(&c.review(&review("u2", ("", "v1", "Service"), "CREATE", "default", svc, Value::Null)).await);
+    assert_eq!(resp["allowed"], true);
+    assert_eq!(resp["uid"], "u2");
+
+    // DELETE carries the old object only; allowed at once.
+    let del = review("u3", ("", "v1", "Pod"), "DELETE", "default", Value::Null, seed_pod("default", json!({})));
+    let resp = response(&c.review(&del).await);
+    assert_eq!(resp["allowed"], true);
+
+    // dryRun is answered exactly the same way.
+    let mut dry = pod_review("u4", "CREATE", "default", seed_pod("default", json!({})), Value::Null);
+    dry["request"]["dryRun"] = json!(true);
+    let resp = response(&c.review(&dry).await);
+    assert_eq!(resp["allowed"], false);
+}
+
+#[tokio::test]
+async fn workloads_are_judged_at_their_template_paths() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http2);
+    let pod = seed_pod("default", json!({}));
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "scratch"}},
+                 "template": {"metadata": {"labels": {"app": "scratch"}}, "spec": pod["spec"].clone()}}
+    });
+    let resp = response(&c.review(&review("d1", ("apps", "v1", "Deployment"), "CREATE", "default", deployment.clone(), Value::Null)).await);
+    assert_eq!(resp["allowed"], false);
+    assert!(resp["status"]["message"].as_str().unwrap().contains("spec.template.spec.volumes[0].emptyDir"));
+
+    let cron = json!({
+        "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "default"},
+        "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": pod["spec"].clone()}}}}
+    });
+    let resp = response(&c.review(&review("c1", ("batch", "v1", "CronJob"), "CREATE", "default", cron, Value::Null)).await);
+    assert!(resp["status"]["message"].as_str().unwrap().contains("spec.jobTemplate.spec.template.spec.volumes[0].emptyDir"));
+
+    // A scale (replicas edit) of a Deployment created before the policy goes through, with a warning.
+    let mut scaled = deployment.clone();
+    scaled["spec"]["replicas"] = json!(5);
+    let resp = response(&c.review(&review("d2", ("apps", "v1", "Deployment"), "UPDATE", "default", scaled, deployment)).await);
+    assert_eq!(resp["allowed"], true, "{resp}");
+    let w = resp["warnings"].as_array().unwrap();
+    assert!(w[0].as_str().unwrap().contains("(present before this update)"), "{w:?}");
+}
+
+#[tokio::test]
+async fn update_only_new_violations_deny() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let old = seed_pod("default", json!({}));
+    let mut relabelled = old.clone();
+    relabelled["metadata"]["labels"]["tier"] = json!("web");
+    let resp = response(&c.review(&pod_review("u1", "UPDATE", "default", relabelled, old.clone())).await);
+    assert_eq!(resp["allowed"], true);
+    assert_eq!(resp["warnings"].as_array().unwrap().len(), 1);
+
+    let mut worse = old.clone();
+    worse["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!("/etc");
+    let resp = response(&c.review(&pod_review("u2", "UPDATE", "default", worse, old)).await);
+    assert_eq!(resp["allowed"], false);
+    let msg = resp["status"]["message"].as_str().unwrap();
+    assert!(msg.starts_with("[mount-path-reserved] spec.containers[0].volumeMounts[0]:"), "{msg}");
+    assert!(!msg.contains("emptydir-size-limit-required"), "{msg}");
+}
+
+#[tokio::test]
+async fn ephemeral_containers_subresource() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let old = seed_pod("default", json!({"sizeLimit": "500Mi"}));
+    let mut new = old.clone();
+    new["spec"]["ephemeralContainers"] = json!([{
+        "name": "debugger", "image": "busybox:1.36", "targetContainerName": "writer",
+        "volumeMounts": [{"name": "scratch", "mountPath": "/debug"}],
+        "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"
+    }]);
+    let mut r = pod_review("e1", "UPDATE", "default", new.clone(), old.clone());
+    r["request"]["subResource"] = json!("ephemeralcontainers");
+    r["request"]["requestSubResource"] = json!("ephemeralcontainers");
+    let resp = response(&c.review(&r).await);
+    assert_eq!(resp["allowed"], false);
+    assert!(resp["status"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("[mount-volume-exists] spec.ephemeralContainers[0].volumeMounts[0]:"));
+    // Other subresources (status) are not judged.
+    let mut s = pod_review("e2", "UPDATE", "default", new, old);
+    s["request"]["subResource"] = json!("status");
+    assert_eq!(response(&c.review(&s).await)["allowed"], true);
+}
+
+async fn good_request_still_works(server: &Server) {
+    for v in [Version::Http1, Version::Http2] {
+        let r = server
+            .client(v)
+            .review(&pod_review("after", "CREATE", "default", seed_pod("default", json!({})), Value::Null))
+            .await;
+        let resp = response(&r);
+        assert_eq!(resp["uid"], "after");
+        assert_eq!(resp["allowed"], false);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_answered_and_the_server_keeps_serving() {
+    let server = Server::start(&["--max-body-bytes", "65536", "--header-read-timeout", "1"]);
+    let c1 = server.client(Version::Http1);
+    let c2 = server.client(Version::Http2);
+
+    let r = c1.send("POST", "/validate", "this is not json").await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("is not valid JSON"), "{}", r.text());
+    good_request_still_works(&server).await;
+
+    let r = c2.send("POST", "/validate", r#"{"apiVersion":"v1","kind":"Pod"}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not an admission.k8s.io/v1 AdmissionReview"), "{}", r.text());
+    good_request_still_works(&server).await;
+
+    let r = c1.send("POST", "/validate", r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("is not a valid AdmissionReview"), "{}", r.text());
+    good_request_still_works(&server).await;
+
+    let r = c1.send("POST", "/validate", r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("no request"), "{}", r.text());
+
+    // Over the limit, declared by Content-Length (HTTP/1.1) and streamed (HTTP/2).
+    let mut big = pod_review("big", "CREATE", "default", seed_pod("default", json!({})), Value::Null);
+    big["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(100_000)});
+    let body = serde_json::to_vec(&big).unwrap();
+    for c in [&c1, &c2] {
+        let r = c.send("POST", "/validate", body.clone()).await;
+        assert_eq!(r.status, 413, "{}", r.text());
+        assert!(r.text().contains("larger than 65536 bytes"));
+    }
+    good_request_still_works(&server).await;
+
+    // Deeply nested JSON where the decoder reads it (a template inside a template inside ...):
+    // rejected by the parser's recursion limit, without a stack overflow.
+    let deep = format!(
+        "{}{}{}{}",
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"d","kind":{"group":"apps","version":"v1","kind":"Deployment"},"operation":"CREATE","object":{"kind":"Deployment","spec":"#,
+        r#"{"template":{"spec":"#.repeat(2_000),
+        "{}",
+        "}}".repeat(2_000) + "}}}"
+    );
+    let r = c1.send("POST", "/validate", deep).await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("recursion limit"), "{}", r.text());
+    good_request_still_works(&server).await;
+    // Deep nesting inside a field the decoder skips is walked without recursion and ignored.
+    let skipped = format!(
+        "{}{}{}{}",
+        r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"s","kind":{"group":"","version":"v1","kind":"Pod"},"operation":"CREATE","object":{"spec":{"containers":[{"name":"c","junk":"#,
+        "[".repeat(20_000),
+        "]".repeat(20_000),
+        "}]}}}}"
+    );
+    let r = c2.send("POST", "/validate", skipped).await;
+    assert_eq!(response(&r)["uid"], "s");
+    good_request_still_works(&server).await;
+
+    // Wrong method and path.
+    assert_eq!(c1.send("GET", "/validate", "").await.status, 405);
+    assert_eq!(c2.send("POST", "/mutate", "{}").await.status, 404);
+    good_request_still_works(&server).await;
+
+    // A slow client that never finishes its headers is cut off.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let mut tls = tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
+            .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+        let start = std::time::Instant::now();
+        let mut buf = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
+        assert!(read.is_ok(), "connection still open after 10 s");
+        let elapsed = start.elapsed();
+        assert!(elapsed < Duration::from_secs(5), "cut off after {elapsed:?}");
+    }
+    good_request_still_works(&server).await;
+
+    let m = server.metrics();
+    assert!(m.contains(r#"volguard_bad_requests_total{reason="malformed_json"} 2"#), "{m}");
+    assert!(m.contains(r#"volguard_bad_requests_total{reason="too_large"} 2"#), "{m}");
+}
+
+#[tokio::test]
+async fn health_endpoints_on_both_ports() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    assert_eq!(c.send("GET", "/livez", "").await.status, 200);
+    let r = c.send("GET", "/readyz", "").await;
+    assert_eq!((r.status, r.text().trim()), (200, "ok"));
+    let m = server.metrics();
+    for name in [
+        "volguard_build_info",
+        "volguard_policy_generation 1",
+        "volguard_policy_info{hash=",
+        "volguard_admission_duration_seconds_bucket",
+    ] {
+        assert!(m.contains(name), "missing {name} in {m}");
+    }
+}
+
+#[test]
+fn invalid_policy_or_certificate_at_start_fails_before_listening() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(&policy, "rules:\n  no-such-rule: {}\n").unwrap();
+    let port = free_port().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
+        .args(["--dev-cert-dir", dir.path().join("dev").to_str().unwrap()])
+        .args(["--policy-file", policy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("p.yaml: rules.no-such-rule: unknown rule (known: mount-volume-exists"), "{err}");
+
+    let bad = dir.path().join("bad.crt");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
+        .args(["--tls-cert", bad.to_str().unwrap(), "--tls-key", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.crt: no PEM certificate found"), "{err}");
+}
