@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -20,7 +20,10 @@ pub enum CertError {
     #[error("generating certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Generates a CA ("volguard CA") and a serving certificate for `sans` (DNS names or IPs),
@@ -32,16 +35,26 @@ pub fn generate(sans: &[String], days: i64) -> Result<CertBundle, CertError> {
     dn.push(DnType::CommonName, "volguard CA");
     ca_params.distinguished_name = dn;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca_params.not_before = now - Duration::hours(1);
     ca_params.not_after = now + Duration::days(days.saturating_mul(2).max(1));
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
     let mut params = CertificateParams::new(sans.to_vec())?;
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, sans.first().map(String::as_str).unwrap_or("volguard"));
+    dn.push(
+        DnType::CommonName,
+        sans.first().map(String::as_str).unwrap_or("volguard"),
+    );
     params.distinguished_name = dn;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(days.max(1));
@@ -76,7 +89,11 @@ pub fn write_bundle(dir: &Path, b: &CertBundle) -> Result<(), CertError> {
         move |source| CertError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    for (name, text) in [("ca.crt", &b.ca_pem), ("tls.crt", &b.cert_pem), ("tls.key", &b.key_pem)] {
+    for (name, text) in [
+        ("ca.crt", &b.ca_pem),
+        ("tls.crt", &b.cert_pem),
+        ("tls.key", &b.key_pem),
+    ] {
         let p = dir.join(name);
         std::fs::write(&p, text).map_err(io(&p))?;
         #[cfg(unix)]
@@ -95,19 +112,33 @@ mod tests {
     #[test]
     fn generates_a_chain_rustls_accepts() {
         let b = generate(&dev_sans(), 30).unwrap();
+        use rustls::client::danger::ServerCertVerifier;
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let ca: Vec<_> = CertificateDer::pem_slice_iter(b.ca_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
+        let ca: Vec<_> = CertificateDer::pem_slice_iter(b.ca_pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca[0].clone()).unwrap();
-        let leaf: Vec<_> = CertificateDer::pem_slice_iter(b.cert_pem.as_bytes()).collect::<Result<_, _>>().unwrap();
-        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(std::sync::Arc::new(roots), provider)
-            .build()
+        let leaf: Vec<_> = CertificateDer::pem_slice_iter(b.cert_pem.as_bytes())
+            .collect::<Result<_, _>>()
             .unwrap();
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider,
+        )
+        .build()
+        .unwrap();
         let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
         verifier
-            .verify_server_cert(&leaf[0], &[], &name, &[], rustls::pki_types::UnixTime::now())
+            .verify_server_cert(
+                &leaf[0],
+                &[],
+                &name,
+                &[],
+                rustls::pki_types::UnixTime::now(),
+            )
             .unwrap();
         assert!(PrivateKeyDer::from_pem_slice(b.key_pem.as_bytes()).is_ok());
     }

@@ -11,7 +11,11 @@ pub mod rules;
 pub mod serve;
 
 #[derive(Debug, Parser)]
-#[command(name = "volguard", version, about = "Kubernetes admission webhook for volumes, mounts and emptyDir limits")]
+#[command(
+    name = "volguard",
+    version,
+    about = "Kubernetes admission webhook for volumes, mounts and emptyDir limits"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -74,7 +78,8 @@ pub fn load_policy(path: Option<&PathBuf>) -> Result<crate::Policy, String> {
     match path {
         None => Ok(crate::Policy::default()),
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("{}: cannot read: {e}", p.display()))?;
             crate::Policy::parse(&text, &p.display().to_string()).map_err(|e| e.to_string())
         }
     }
@@ -124,7 +129,12 @@ pub fn run(cli: Cli) -> ExitCode {
             command: PolicyCommand::Validate { file },
         } => match load_policy(Some(&file)) {
             Ok(p) => {
-                println!("{}: valid (mode {}, hash {})", file.display(), p.mode.as_str(), p.hash);
+                println!(
+                    "{}: valid (mode {}, hash {})",
+                    file.display(),
+                    p.mode.as_str(),
+                    p.hash
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

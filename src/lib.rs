@@ -14,8 +14,8 @@ pub mod workload;
 
 pub use model::Object;
 pub use policy::{Action, Mode, Policy, PolicyError};
-pub use rules::{RuleId, Violation, RULES};
-pub use verdict::{evaluate, Finding, Operation, Request, Verdict};
+pub use rules::{RULES, RuleId, Violation};
+pub use verdict::{Finding, Operation, Request, Verdict, evaluate};
 
 pub mod certs;
 pub mod cli;

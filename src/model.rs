@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 
 /// The annotation that lists rules to skip (honoured only if the policy allows it).
 pub const EXEMPT_ANNOTATION: &str = "volguard.io/exempt";
@@ -297,7 +297,9 @@ impl<'de> Deserialize<'de> for Volume {
                 while let Some(key) = map.next_key::<KeyStr<'de>>()? {
                     let key = key.0;
                     match key.as_ref() {
-                        "name" => vol.name = map.next_value::<Option<String>>()?.unwrap_or_default(),
+                        "name" => {
+                            vol.name = map.next_value::<Option<String>>()?.unwrap_or_default()
+                        }
                         "emptyDir" => {
                             let ed = map.next_value::<Option<EmptyDir>>()?;
                             if let Some(ed) = ed {
@@ -306,8 +308,8 @@ impl<'de> Deserialize<'de> for Volume {
                             }
                         }
                         // Sources without a readOnly field, or whose content is not a map.
-                        "configMap" | "secret" | "downwardAPI" | "projected" | "hostPath" | "gitRepo"
-                        | "image" | "ephemeral" => {
+                        "configMap" | "secret" | "downwardAPI" | "projected" | "hostPath"
+                        | "gitRepo" | "image" | "ephemeral" => {
                             if map.next_value::<Option<IgnoredAny>>()?.is_some() {
                                 vol.source.get_or_insert_with(|| key.into_owned());
                             }

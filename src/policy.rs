@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 
 use crate::paths::PathPattern;
 use crate::quantity::Quantity;
-use crate::rules::{RuleId, RULES};
+use crate::rules::{RULES, RuleId};
 
 /// The embedded default policy, printed by `volguard policy default`.
 pub const DEFAULT_POLICY_YAML: &str = include_str!("policy/default.yaml");
@@ -97,7 +97,9 @@ impl<'de> Deserialize<'de> for Action {
             // YAML 1.1 tools (Helm, kubectl) turn a bare `off` into `false`.
             fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Action, E> {
                 if v {
-                    Err(E::custom("`true` is not an action (expected one of deny, warn, audit, off)"))
+                    Err(E::custom(
+                        "`true` is not an action (expected one of deny, warn, audit, off)",
+                    ))
                 } else {
                     Ok(Action::Off)
                 }
@@ -182,7 +184,9 @@ impl RuleSpec {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(action, paths, allowed, media, max_disk, max_memory, max_total);
+        take!(
+            action, paths, allowed, media, max_disk, max_memory, max_total
+        );
     }
 
     /// Names of the options set (other than `action`).
@@ -297,7 +301,8 @@ pub struct PolicyError {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy::parse(DEFAULT_POLICY_YAML, "default.yaml").expect("the embedded default policy is valid")
+        Policy::parse(DEFAULT_POLICY_YAML, "default.yaml")
+            .expect("the embedded default policy is valid")
     }
 }
 
@@ -336,7 +341,12 @@ impl Policy {
             }
         }
         let mut overrides = Vec::new();
-        for (i, o) in parsed.namespace_overrides.unwrap_or_default().into_iter().enumerate() {
+        for (i, o) in parsed
+            .namespace_overrides
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             if o.namespaces.is_empty() {
                 return Err(err(
                     format!("namespaceOverrides[{i}].namespaces"),
@@ -402,7 +412,8 @@ impl Policy {
 
 fn default_specs() -> Vec<RuleSpec> {
     // The embedded default.yaml is the single source of truth for defaults.
-    let file: PolicyFile = serde_yaml_ng::from_str(DEFAULT_POLICY_YAML).expect("embedded default parses");
+    let file: PolicyFile =
+        serde_yaml_ng::from_str(DEFAULT_POLICY_YAML).expect("embedded default parses");
     let rules = file.rules.unwrap_or_default();
     RULES
         .iter()
@@ -430,14 +441,24 @@ fn resolve_rule_map(
                 } else {
                     format!("it has: action, {}", info.options.join(", "))
                 };
-                return Err((format!("{at}.{name}.{opt}"), format!("not an option of this rule ({has})")));
+                return Err((
+                    format!("{at}.{name}.{opt}"),
+                    format!("not an option of this rule ({has})"),
+                ));
             }
         }
-        for (opt, q) in [("maxDisk", spec.max_disk), ("maxMemory", spec.max_memory), ("maxTotal", spec.max_total)] {
+        for (opt, q) in [
+            ("maxDisk", spec.max_disk),
+            ("maxMemory", spec.max_memory),
+            ("maxTotal", spec.max_total),
+        ] {
             if let Some(q) = q
                 && !q.is_positive()
             {
-                return Err((format!("{at}.{name}.{opt}"), format!("must be positive, got {q}")));
+                return Err((
+                    format!("{at}.{name}.{opt}"),
+                    format!("must be positive, got {q}"),
+                ));
             }
         }
         if let Some(allowed) = &spec.allowed {
@@ -445,7 +466,10 @@ fn resolve_rule_map(
                 if !VOLUME_SOURCES.contains(&key.as_str()) {
                     return Err((
                         format!("{at}.{name}.allowed[{i}]"),
-                        format!("unknown volume type {key:?} (known: {})", VOLUME_SOURCES.join(", ")),
+                        format!(
+                            "unknown volume type {key:?} (known: {})",
+                            VOLUME_SOURCES.join(", ")
+                        ),
                     ));
                 }
             }
@@ -466,7 +490,9 @@ fn is_blank_yaml(text: &str) -> bool {
 /// Turns serde's wording into `path: message` in the policy's own terms.
 fn explain_yaml_error(path: &str, e: &serde_yaml_ng::Error) -> (String, String) {
     let mut msg = e.to_string();
-    let location = e.location().map(|l| format!(" (line {}, column {})", l.line(), l.column()));
+    let location = e
+        .location()
+        .map(|l| format!(" (line {}, column {})", l.line(), l.column()));
     // serde_yaml appends " at line L column C" and may prefix its own "a.b: " path; we print
     // our own location and path.
     if let Some(i) = msg.find(" at line ") {
@@ -477,12 +503,19 @@ fn explain_yaml_error(path: &str, e: &serde_yaml_ng::Error) -> (String, String) 
     {
         msg = rest.to_owned();
     }
-    let path = if path == "." || path.is_empty() { "(document)".to_owned() } else { path.to_owned() };
+    let path = if path == "." || path.is_empty() {
+        "(document)".to_owned()
+    } else {
+        path.to_owned()
+    };
     if let Some(rest) = msg.strip_prefix("unknown field `")
         && let Some((_, expected)) = rest.split_once('`')
     {
         let expected = expected.trim_start_matches(", ").replace('`', "");
-        return (path, format!("unknown key ({expected}){}", location.unwrap_or_default()));
+        return (
+            path,
+            format!("unknown key ({expected}){}", location.unwrap_or_default()),
+        );
     }
     (path, format!("{msg}{}", location.unwrap_or_default()))
 }
@@ -503,8 +536,18 @@ mod tests {
         let blank = Policy::parse("# nothing\n", "p.yaml").unwrap();
         let default = Policy::default();
         for r in &RULES {
-            assert_eq!(empty.base.get(r.id).action, default.base.get(r.id).action, "{}", r.name);
-            assert_eq!(blank.base.get(r.id).action, default.base.get(r.id).action, "{}", r.name);
+            assert_eq!(
+                empty.base.get(r.id).action,
+                default.base.get(r.id).action,
+                "{}",
+                r.name
+            );
+            assert_eq!(
+                blank.base.get(r.id).action,
+                default.base.get(r.id).action,
+                "{}",
+                r.name
+            );
         }
         assert_eq!(default.mode, Mode::Enforce);
         assert!(default.is_exempt_namespace("kube-system"));
@@ -518,12 +561,24 @@ mod tests {
         let r = p.base_rules();
         assert_eq!(r.get(RuleId::MountPathAbsolute).action, Action::Warn);
         assert_eq!(r.get(RuleId::VolumeTypeAllowed).action, Action::Off);
-        assert_eq!(r.get(RuleId::EmptydirEphemeralStorageDeclared).action, Action::Off);
-        assert_eq!(r.get(RuleId::EmptydirSizeLimitMax).max_disk, Quantity::parse("10Gi").unwrap());
-        assert_eq!(r.get(RuleId::EmptydirSizeLimitMax).max_memory, Quantity::parse("2Gi").unwrap());
+        assert_eq!(
+            r.get(RuleId::EmptydirEphemeralStorageDeclared).action,
+            Action::Off
+        );
+        assert_eq!(
+            r.get(RuleId::EmptydirSizeLimitMax).max_disk,
+            Quantity::parse("10Gi").unwrap()
+        );
+        assert_eq!(
+            r.get(RuleId::EmptydirSizeLimitMax).max_memory,
+            Quantity::parse("2Gi").unwrap()
+        );
         assert_eq!(r.get(RuleId::EmptydirSizeLimitMax).max_total, None);
         assert_eq!(r.get(RuleId::MountPathReserved).paths.len(), 9);
-        assert_eq!(r.get(RuleId::EmptydirSizeLimitRequired).media, vec![MediaKind::Disk, MediaKind::Memory]);
+        assert_eq!(
+            r.get(RuleId::EmptydirSizeLimitRequired).media,
+            vec![MediaKind::Disk, MediaKind::Memory]
+        );
     }
 
     #[test]
@@ -549,7 +604,10 @@ namespaceOverrides:
         .unwrap();
         let base = p.rules_for("web");
         assert!(matches!(base, Cow::Borrowed(_)));
-        assert_eq!(base.get(RuleId::EmptydirSizeLimitMax).max_disk, Quantity::parse("10Gi").unwrap());
+        assert_eq!(
+            base.get(RuleId::EmptydirSizeLimitMax).max_disk,
+            Quantity::parse("10Gi").unwrap()
+        );
         let batch = p.rules_for("batch-a");
         let max = batch.get(RuleId::EmptydirSizeLimitMax);
         assert_eq!(max.max_disk, Quantity::parse("50Gi").unwrap());
@@ -562,28 +620,83 @@ namespaceOverrides:
     }
 
     #[rstest]
-    #[case::unknown_rule("rules:\n  no-such-rule: {action: deny}\n", "rules.no-such-rule", "unknown rule (known: mount-volume-exists")]
+    #[case::unknown_rule(
+        "rules:\n  no-such-rule: {action: deny}\n",
+        "rules.no-such-rule",
+        "unknown rule (known: mount-volume-exists"
+    )]
     #[case::unknown_top_key("mdoe: warn\n", "mdoe", "unknown key (expected one of mode")]
-    #[case::unknown_rule_key("rules:\n  volume-unused: {acton: deny}\n", "rules.volume-unused.acton", "unknown key")]
-    #[case::bad_action("rules:\n  volume-unused: {action: block}\n", "rules.volume-unused.action", "unknown action \"block\"")]
+    #[case::unknown_rule_key(
+        "rules:\n  volume-unused: {acton: deny}\n",
+        "rules.volume-unused.acton",
+        "unknown key"
+    )]
+    #[case::bad_action(
+        "rules:\n  volume-unused: {action: block}\n",
+        "rules.volume-unused.action",
+        "unknown action \"block\""
+    )]
     #[case::bad_mode("mode: strict\n", "mode", "unknown variant `strict`")]
-    #[case::bad_quantity("rules:\n  emptydir-size-limit-max: {maxDisk: lots}\n", "rules.emptydir-size-limit-max.maxDisk", "\"lots\" is not a valid quantity")]
-    #[case::zero_quantity("rules:\n  emptydir-size-limit-max: {maxDisk: 0}\n", "rules.emptydir-size-limit-max.maxDisk", "must be positive")]
-    #[case::bad_glob("exemptNamespaces: [\"kube-[\"]\n", "exemptNamespaces[0]", "invalid glob")]
-    #[case::option_of_other_rule("rules:\n  volume-unused: {maxDisk: 1Gi}\n", "rules.volume-unused.maxDisk", "not an option of this rule")]
-    #[case::bad_reserved_path("rules:\n  mount-path-reserved: {paths: [etc]}\n", "rules.mount-path-reserved.paths[0]", "not a valid reserved path")]
-    #[case::bad_volume_type("rules:\n  volume-type-allowed: {allowed: [hostpath]}\n", "rules.volume-type-allowed.allowed[0]", "unknown volume type \"hostpath\"")]
-    #[case::bad_media("rules:\n  emptydir-size-limit-required: {media: [ssd]}\n", "rules.emptydir-size-limit-required.media[0]", "unknown variant `ssd`")]
-    #[case::override_unknown_rule("namespaceOverrides:\n  - namespaces: [a]\n    rules: {nope: {}}\n", "namespaceOverrides[0].rules.nope", "unknown rule")]
-    #[case::override_no_namespaces("namespaceOverrides:\n  - namespaces: []\n", "namespaceOverrides[0].namespaces", "at least one")]
-    #[case::wrong_type("allowExemptionAnnotation: maybe\n", "allowExemptionAnnotation", "invalid type")]
+    #[case::bad_quantity(
+        "rules:\n  emptydir-size-limit-max: {maxDisk: lots}\n",
+        "rules.emptydir-size-limit-max.maxDisk",
+        "\"lots\" is not a valid quantity"
+    )]
+    #[case::zero_quantity(
+        "rules:\n  emptydir-size-limit-max: {maxDisk: 0}\n",
+        "rules.emptydir-size-limit-max.maxDisk",
+        "must be positive"
+    )]
+    #[case::bad_glob(
+        "exemptNamespaces: [\"kube-[\"]\n",
+        "exemptNamespaces[0]",
+        "invalid glob"
+    )]
+    #[case::option_of_other_rule(
+        "rules:\n  volume-unused: {maxDisk: 1Gi}\n",
+        "rules.volume-unused.maxDisk",
+        "not an option of this rule"
+    )]
+    #[case::bad_reserved_path(
+        "rules:\n  mount-path-reserved: {paths: [etc]}\n",
+        "rules.mount-path-reserved.paths[0]",
+        "not a valid reserved path"
+    )]
+    #[case::bad_volume_type(
+        "rules:\n  volume-type-allowed: {allowed: [hostpath]}\n",
+        "rules.volume-type-allowed.allowed[0]",
+        "unknown volume type \"hostpath\""
+    )]
+    #[case::bad_media(
+        "rules:\n  emptydir-size-limit-required: {media: [ssd]}\n",
+        "rules.emptydir-size-limit-required.media[0]",
+        "unknown variant `ssd`"
+    )]
+    #[case::override_unknown_rule(
+        "namespaceOverrides:\n  - namespaces: [a]\n    rules: {nope: {}}\n",
+        "namespaceOverrides[0].rules.nope",
+        "unknown rule"
+    )]
+    #[case::override_no_namespaces(
+        "namespaceOverrides:\n  - namespaces: []\n",
+        "namespaceOverrides[0].namespaces",
+        "at least one"
+    )]
+    #[case::wrong_type(
+        "allowExemptionAnnotation: maybe\n",
+        "allowExemptionAnnotation",
+        "invalid type"
+    )]
     #[case::not_a_map("- a\n- b\n", "(document)", "invalid type")]
     fn rejects(#[case] text: &str, #[case] path: &str, #[case] contains: &str) {
         let e = Policy::parse(text, "policy.yaml").unwrap_err();
         assert_eq!(e.file, "policy.yaml");
         assert_eq!(e.path, path, "{e}");
         assert!(e.message.contains(contains), "{e}");
-        assert!(e.to_string().starts_with(&format!("policy.yaml: {path}: ")), "{e}");
+        assert!(
+            e.to_string().starts_with(&format!("policy.yaml: {path}: ")),
+            "{e}"
+        );
     }
 
     #[test]

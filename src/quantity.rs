@@ -35,7 +35,8 @@ impl Quantity {
         }
         // kube_quantity reads the `E`/`Ei` (exa) suffixes as a dangling exponent; parse `<n>E`
         // as `<n>P` (and `Ei` as `Pi`) and scale by 1000 (1024) below.
-        let number_before = |n: &str| !n.is_empty() && n.ends_with(|c: char| c.is_ascii_digit() || c == '.');
+        let number_before =
+            |n: &str| !n.is_empty() && n.ends_with(|c: char| c.is_ascii_digit() || c == '.');
         let (text, exa) = if let Some(n) = trimmed.strip_suffix("Ei").filter(|n| number_before(n)) {
             (format!("{n}Pi"), 1024u64)
         } else if let Some(n) = trimmed.strip_suffix('E').filter(|n| number_before(n)) {
@@ -43,8 +44,8 @@ impl Quantity {
         } else {
             (trimmed.to_owned(), 1)
         };
-        let parsed =
-            ParsedQuantity::try_from(text.as_str()).map_err(|_| QuantityError::Invalid(s.to_owned()))?;
+        let parsed = ParsedQuantity::try_from(text.as_str())
+            .map_err(|_| QuantityError::Invalid(s.to_owned()))?;
         // A bare suffix ("Gi") parses as zero in kube_quantity; Kubernetes rejects it.
         if !trimmed.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
             return Err(QuantityError::Invalid(s.to_owned()));
@@ -186,7 +187,12 @@ mod tests {
 
     #[test]
     fn huge_values_do_not_panic() {
-        for s in ["79228162514264337593543950335Ei", "9e28E", "1e300", "99999999999999999999Ei"] {
+        for s in [
+            "79228162514264337593543950335Ei",
+            "9e28E",
+            "1e300",
+            "99999999999999999999Ei",
+        ] {
             let _ = Quantity::parse(s);
         }
         let big = Quantity::parse("70000000000Ei");

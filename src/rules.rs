@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::model::{Container, EmptyDir, Medium, RawQuantity, ResourceList, Spec, Volume};
-use crate::quantity::Quantity;
 use crate::paths;
 use crate::policy::{RuleConfig, RuleSet};
+use crate::quantity::Quantity;
 
 mod emptydir_ephemeral_storage_declared;
 mod emptydir_memory_within_limits;
@@ -98,75 +98,145 @@ macro_rules! rule {
 
 /// The catalogue, in `RuleId` order.
 pub static RULES: [RuleInfo; 14] = [
-    rule!(MountVolumeExists, "mount-volume-exists", mount_volume_exists, [],
+    rule!(
+        MountVolumeExists,
+        "mount-volume-exists",
+        mount_volume_exists,
+        [],
         "a volumeMount or volumeDevice names no volume of the Pod",
         "Every volumeMount and volumeDevice must name a volume declared in spec.volumes (or, for a \
          StatefulSet, a volumeClaimTemplate). The apiserver rejects a Pod that breaks this, but a \
          workload template is only checked when its Pods are created, so the mistake surfaces as a \
-         ReplicaSet that silently cannot create Pods."),
-    rule!(VolumeNameUnique, "volume-name-unique", volume_name_unique, [],
+         ReplicaSet that silently cannot create Pods."
+    ),
+    rule!(
+        VolumeNameUnique,
+        "volume-name-unique",
+        volume_name_unique,
+        [],
         "two volumes share a name",
         "Volume names must be unique within a Pod; mounts refer to volumes by name, so a duplicate \
-         makes it ambiguous which source a container gets."),
-    rule!(MountPathUnique, "mount-path-unique", mount_path_unique, [],
+         makes it ambiguous which source a container gets."
+    ),
+    rule!(
+        MountPathUnique,
+        "mount-path-unique",
+        mount_path_unique,
+        [],
         "two mounts of one container resolve to the same path",
         "Within one container, two volumeMounts (or a mount and a volumeDevice) that resolve to the \
          same path after normalisation (relative made absolute, `.`, `..`, repeated and trailing `/` \
-         removed) hide one another: only one of them is visible to the process."),
-    rule!(MountPathAbsolute, "mount-path-absolute", mount_path_absolute, [],
+         removed) hide one another: only one of them is visible to the process."
+    ),
+    rule!(
+        MountPathAbsolute,
+        "mount-path-absolute",
+        mount_path_absolute,
+        [],
         "a mountPath that is not absolute",
         "The kubelet prefixes `/` to a relative mountPath, so `data` silently becomes `/data`. \
-         Writing the absolute path says what actually happens."),
-    rule!(MountPathNested, "mount-path-nested", mount_path_nested, [],
+         Writing the absolute path says what actually happens."
+    ),
+    rule!(
+        MountPathNested,
+        "mount-path-nested",
+        mount_path_nested,
+        [],
         "a mount strictly inside another mount of the same container",
         "A mount at `/data/cache` inside a mount at `/data` shadows part of the outer volume and \
          depends on mount order; files written there do not land in the outer volume. `/data` and \
-         `/database` are not nested."),
-    rule!(MountPathReserved, "mount-path-reserved", mount_path_reserved, ["paths"],
+         `/database` are not nested."
+    ),
+    rule!(
+        MountPathReserved,
+        "mount-path-reserved",
+        mount_path_reserved,
+        ["paths"],
         "a mountPath that hits a reserved system path",
         "Mounting over `/etc`, `/proc`, `/sys`, `/usr` or `/` replaces what the image and the \
          runtime put there and breaks the container or weakens its isolation. Entries of `paths` \
          match exactly, or with a trailing `/**` the path and everything below it, so `/dev/shm` \
-         and `/etc/app` stay allowed by default."),
-    rule!(VolumeUnused, "volume-unused", volume_unused, [],
+         and `/etc/app` stay allowed by default."
+    ),
+    rule!(
+        VolumeUnused,
+        "volume-unused",
+        volume_unused,
+        [],
         "a volume no container mounts or uses as a device",
         "A volume nobody mounts is usually a typo in a mount's name or a leftover; it still costs \
-         the kubelet work (and, for a PVC, an attachment)."),
-    rule!(MountReadonlySource, "mount-readonly-source", mount_readonly_source, [],
+         the kubelet work (and, for a PVC, an attachment)."
+    ),
+    rule!(
+        MountReadonlySource,
+        "mount-readonly-source",
+        mount_readonly_source,
+        [],
         "a read-only volume source mounted writable",
         "A volume whose source declares `readOnly: true` (a PVC, CSI, NFS, iSCSI, ... source) is \
          mounted read-only whatever the mount says; a mount without `readOnly: true` promises a \
-         writable directory the application will not get."),
-    rule!(VolumeTypeAllowed, "volume-type-allowed", volume_type_allowed, ["allowed"],
+         writable directory the application will not get."
+    ),
+    rule!(
+        VolumeTypeAllowed,
+        "volume-type-allowed",
+        volume_type_allowed,
+        ["allowed"],
         "a volume type outside the allowed list",
         "Restricts volume sources to an allowed list of source keys (e.g. to forbid `hostPath`). \
-         The default list is the Pod Security Standards `restricted` set. Off by default."),
-    rule!(EmptydirSizeLimitRequired, "emptydir-size-limit-required", emptydir_size_limit_required, ["media"],
+         The default list is the Pod Security Standards `restricted` set. Off by default."
+    ),
+    rule!(
+        EmptydirSizeLimitRequired,
+        "emptydir-size-limit-required",
+        emptydir_size_limit_required,
+        ["media"],
         "an emptyDir without sizeLimit",
         "An emptyDir without `sizeLimit` can fill the node's disk (or, memory-backed, its memory) \
          until the kubelet evicts Pods. `media` selects which emptyDirs need one: `disk`, \
-         `memory` or both. HugePages-backed emptyDirs are bounded by hugepage limits and exempt."),
-    rule!(EmptydirSizeLimitMax, "emptydir-size-limit-max", emptydir_size_limit_max, ["maxDisk", "maxMemory", "maxTotal"],
+         `memory` or both. HugePages-backed emptyDirs are bounded by hugepage limits and exempt."
+    ),
+    rule!(
+        EmptydirSizeLimitMax,
+        "emptydir-size-limit-max",
+        emptydir_size_limit_max,
+        ["maxDisk", "maxMemory", "maxTotal"],
         "an emptyDir sizeLimit above the maximum, or not a positive quantity",
         "Caps each emptyDir's `sizeLimit` by medium (`maxDisk`, `maxMemory`) and optionally the \
          sum over the Pod (`maxTotal`). A `sizeLimit` that is zero, negative or not a valid \
-         quantity is also reported. Quantities compare exactly: `10240Mi` equals `10Gi`."),
-    rule!(EmptydirMemoryWithinLimits, "emptydir-memory-within-limits", emptydir_memory_within_limits, [],
+         quantity is also reported. Quantities compare exactly: `10240Mi` equals `10Gi`."
+    ),
+    rule!(
+        EmptydirMemoryWithinLimits,
+        "emptydir-memory-within-limits",
+        emptydir_memory_within_limits,
+        [],
         "memory-backed emptyDirs that do not fit the Pod's memory limit",
         "A `medium: Memory` emptyDir is tmpfs and its pages count against the Pod's memory limit. \
          The summed `sizeLimit`s must fit the Pod's memory limit (pod-level \
          `spec.resources.limits.memory`, else the sum of the regular containers' limits); a Pod \
          with a memory-backed emptyDir and no memory limit (any container without one) is \
-         reported too."),
-    rule!(EmptydirWithinEphemeralStorage, "emptydir-within-ephemeral-storage", emptydir_within_ephemeral_storage, [],
+         reported too."
+    ),
+    rule!(
+        EmptydirWithinEphemeralStorage,
+        "emptydir-within-ephemeral-storage",
+        emptydir_within_ephemeral_storage,
+        [],
         "disk emptyDirs larger than the Pod's ephemeral-storage limit",
         "Disk-backed emptyDirs count against the Pod's ephemeral-storage limit (pod-level, else \
          the sum over regular containers when every one sets it). If their `sizeLimit`s add up to \
-         more, the kubelet evicts the Pod before the volumes are full."),
-    rule!(EmptydirEphemeralStorageDeclared, "emptydir-ephemeral-storage-declared", emptydir_ephemeral_storage_declared, [],
+         more, the kubelet evicts the Pod before the volumes are full."
+    ),
+    rule!(
+        EmptydirEphemeralStorageDeclared,
+        "emptydir-ephemeral-storage-declared",
+        emptydir_ephemeral_storage_declared,
+        [],
         "a container mounting a disk emptyDir without ephemeral-storage requests and limits",
         "Without ephemeral-storage requests the scheduler cannot place the Pod where the disk \
-         exists, and without limits the kubelet cannot attribute usage. Off by default."),
+         exists, and without limits the kubelet cannot attribute usage. Off by default."
+    ),
 ];
 
 /// One finding of one rule, before the policy decides what it does.
@@ -217,10 +287,18 @@ impl ContainerRef<'_> {
         format!("{prefix}{}[{}]", self.kind.field(), self.index)
     }
     pub fn mount_path(&self, prefix: &str, j: usize) -> String {
-        format!("{prefix}{}[{}].volumeMounts[{j}]", self.kind.field(), self.index)
+        format!(
+            "{prefix}{}[{}].volumeMounts[{j}]",
+            self.kind.field(),
+            self.index
+        )
     }
     pub fn device_path(&self, prefix: &str, j: usize) -> String {
-        format!("{prefix}{}[{}].volumeDevices[{j}]", self.kind.field(), self.index)
+        format!(
+            "{prefix}{}[{}].volumeDevices[{j}]",
+            self.kind.field(),
+            self.index
+        )
     }
 }
 
@@ -254,7 +332,11 @@ impl<'a> PodCtx<'a> {
                     kind,
                     index,
                     c,
-                    mount_paths: c.volume_mounts.iter().map(|m| paths::normalize(&m.mount_path)).collect(),
+                    mount_paths: c
+                        .volume_mounts
+                        .iter()
+                        .map(|m| paths::normalize(&m.mount_path))
+                        .collect(),
                 })
             })
             .collect();
@@ -273,7 +355,9 @@ impl<'a> PodCtx<'a> {
 
     /// The volume a mount or device name refers to (first one of that name).
     pub fn volume(&self, name: &str) -> Option<(usize, &'a Volume)> {
-        self.volume_index.get(name).map(|&i| (i, &self.spec.volumes[i]))
+        self.volume_index
+            .get(name)
+            .map(|&i| (i, &self.spec.volumes[i]))
     }
 
     pub fn is_claim_template(&self, name: &str) -> bool {
@@ -285,7 +369,9 @@ impl<'a> PodCtx<'a> {
     }
 
     pub fn regular_containers(&self) -> impl Iterator<Item = &ContainerRef<'a>> {
-        self.containers.iter().filter(|c| c.kind == ContainerKind::Regular)
+        self.containers
+            .iter()
+            .filter(|c| c.kind == ContainerKind::Regular)
     }
 
     /// Every emptyDir volume with its index and medium.
@@ -300,7 +386,10 @@ impl<'a> PodCtx<'a> {
     /// The Pod's limit for one resource: the pod-level limit if set, else the sum over the
     /// regular containers when every one of them sets it. `Err` lists the containers without
     /// one (empty when there are no containers).
-    pub fn pod_limit(&self, pick: fn(&ResourceList) -> Option<&RawQuantity>) -> Result<Quantity, Vec<&'a str>> {
+    pub fn pod_limit(
+        &self,
+        pick: fn(&ResourceList) -> Option<&RawQuantity>,
+    ) -> Result<Quantity, Vec<&'a str>> {
         let limit_of = |r: &'a Option<crate::model::Resources>| {
             r.as_ref()
                 .and_then(|r| r.limits.as_ref())
@@ -320,7 +409,11 @@ impl<'a> PodCtx<'a> {
                 None => missing.push(c.c.name.as_str()),
             }
         }
-        if any && missing.is_empty() { Ok(sum) } else { Err(missing) }
+        if any && missing.is_empty() {
+            Ok(sum)
+        } else {
+            Err(missing)
+        }
     }
 }
 
@@ -376,7 +469,12 @@ pub fn q(s: &str) -> String {
 }
 
 /// Runs every enabled rule over one Pod view.
-pub(crate) fn run_all(ctx: &PodCtx<'_>, rules: &RuleSet, skip: &dyn Fn(RuleId) -> bool, out: &mut Vec<Violation>) {
+pub(crate) fn run_all(
+    ctx: &PodCtx<'_>,
+    rules: &RuleSet,
+    skip: &dyn Fn(RuleId) -> bool,
+    out: &mut Vec<Violation>,
+) {
     for info in &RULES {
         let cfg = rules.get(info.id);
         if cfg.action == crate::policy::Action::Off || skip(info.id) {
@@ -394,7 +492,11 @@ mod tests {
     fn registry_is_in_id_order_with_unique_kebab_names() {
         for (i, r) in RULES.iter().enumerate() {
             assert_eq!(r.id as usize, i, "{}", r.name);
-            assert!(r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'), "{}", r.name);
+            assert!(
+                r.name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{}",
+                r.name
+            );
             assert_eq!(RuleId::from_name(r.name), Some(r.id));
         }
         let mut names: Vec<_> = RULES.iter().map(|r| r.name).collect();

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde::Deserialize;
 
 use crate::policy::Action;
@@ -22,7 +22,7 @@ pub mod review;
 pub mod tls;
 
 use metrics::{Metrics, RequestLabels, ViolationLabels};
-use review::{ReviewIn, API_VERSION};
+use review::{API_VERSION, ReviewIn};
 
 /// Default request body limit: the apiserver allows 3 MiB objects and an UPDATE carries two.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -77,13 +77,20 @@ async fn livez() -> &'static str {
 async fn readyz(State(st): State<AppState>) -> Response {
     match st.ready.check(&st.policies) {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
 async fn metrics_handler(State(st): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.metrics.encode(),
     )
         .into_response()
@@ -97,7 +104,12 @@ pub struct ValidateQuery {
 fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], m).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        m,
+    )
+        .into_response()
 }
 
 /// Parses a Go duration as the apiserver writes it in `?timeout=` (`10s`, `1m0s`, `500ms`).
@@ -108,10 +120,14 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(digits);
         let value: f64 = num.parse().ok()?;
-        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
         let (unit, next) = tail.split_at(unit_len);
         let secs = match unit {
             "h" => value * 3600.0,
@@ -156,10 +172,16 @@ async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes
     use http_body_util::{BodyExt, Limited};
     let limited = Limited::new(body, limit);
     match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(plain(StatusCode::REQUEST_TIMEOUT, "request body not received within the request timeout")),
+        Err(_) => Err(plain(
+            StatusCode::REQUEST_TIMEOUT,
+            "request body not received within the request timeout",
+        )),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Ok(Err(e)) => Err(plain(StatusCode::BAD_REQUEST, format!("could not read request body: {e}"))),
+        Ok(Err(e)) => Err(plain(
+            StatusCode::BAD_REQUEST,
+            format!("could not read request body: {e}"),
+        )),
     }
 }
 
@@ -188,7 +210,12 @@ async fn validate(
     let bytes = match read_body(body, st.max_body_bytes, deadline).await {
         Ok(b) => b,
         Err(resp) => {
-            st.metrics.bad_request(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "unreadable" });
+            st.metrics
+                .bad_request(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "too_large"
+                } else {
+                    "unreadable"
+                });
             return resp;
         }
     };
@@ -196,7 +223,9 @@ async fn validate(
         Ok(r) => r,
         Err(e) => {
             let (reason, what) = match e.classify() {
-                serde_json::error::Category::Data => ("not_admission_review", "is not a valid AdmissionReview"),
+                serde_json::error::Category::Data => {
+                    ("not_admission_review", "is not a valid AdmissionReview")
+                }
                 _ => ("malformed_json", "is not valid JSON"),
             };
             st.metrics.bad_request(reason);

@@ -2,8 +2,8 @@
 //! parsed and validated first, swapped atomically only when valid (last good wins).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -77,7 +77,10 @@ impl PolicyStore {
     pub fn apply_text(&self, text: &str, file: &str, source: &str) -> Result<u64, PolicyError> {
         match Policy::parse(text, file) {
             Ok(p) => {
-                if self.is_loaded() && self.current().policy.hash == p.hash && self.current().source == source {
+                if self.is_loaded()
+                    && self.current().policy.hash == p.hash
+                    && self.current().source == source
+                {
                     return Ok(self.current().generation);
                 }
                 let generation = self.install(p, source);
@@ -141,8 +144,12 @@ impl Readiness {
 /// them differs from the last read. Reading through the path follows symlinks, so kubelet's
 /// `..data` symlink swap (a rename, not a write) is seen like any edit. Unreadable files are
 /// logged once and skipped until readable again.
-pub async fn watch_files<F>(paths: Vec<PathBuf>, interval: Duration, initial: Vec<Vec<u8>>, mut on_change: F)
-where
+pub async fn watch_files<F>(
+    paths: Vec<PathBuf>,
+    interval: Duration,
+    initial: Vec<Vec<u8>>,
+    mut on_change: F,
+) where
     F: FnMut(&[Vec<u8>]) + Send,
 {
     let mut last = initial;
@@ -185,17 +192,39 @@ mod tests {
     fn invalid_policy_keeps_the_last_good_one() {
         let store = PolicyStore::new(Arc::new(Metrics::new()));
         assert!(!store.is_loaded());
-        assert_eq!(store.apply_text("mode: warn", "p.yaml", "file p.yaml").unwrap(), 1);
-        assert!(store.apply_text("mode: nope", "p.yaml", "file p.yaml").is_err());
+        assert_eq!(
+            store
+                .apply_text("mode: warn", "p.yaml", "file p.yaml")
+                .unwrap(),
+            1
+        );
+        assert!(
+            store
+                .apply_text("mode: nope", "p.yaml", "file p.yaml")
+                .is_err()
+        );
         assert_eq!(store.current().generation, 1);
         assert_eq!(store.current().policy.mode, crate::policy::Mode::Warn);
         // Same text again is not a new generation.
-        assert_eq!(store.apply_text("mode: warn", "p.yaml", "file p.yaml").unwrap(), 1);
-        assert_eq!(store.apply_text("mode: audit", "p.yaml", "file p.yaml").unwrap(), 2);
+        assert_eq!(
+            store
+                .apply_text("mode: warn", "p.yaml", "file p.yaml")
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .apply_text("mode: audit", "p.yaml", "file p.yaml")
+                .unwrap(),
+            2
+        );
         assert_eq!(store.apply_default("deleted"), 3);
         assert_eq!(store.current().policy.mode, crate::policy::Mode::Enforce);
         let m = store.metrics.encode();
-        assert!(m.contains("volguard_policy_reloads_total{result=\"invalid\"} 1"), "{m}");
+        assert!(
+            m.contains("volguard_policy_reloads_total{result=\"invalid\"} 1"),
+            "{m}"
+        );
         assert!(m.contains("volguard_policy_generation 3"), "{m}");
     }
 }

@@ -124,7 +124,10 @@ pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
                 let old_ctx = PodCtx::new(old_view.prefix, old_view.spec, old_view.claim_templates);
                 rules::run_all(&old_ctx, &rules, &skip, &mut old_violations);
             }
-            old_violations.into_iter().map(|v| (v.rule, v.path)).collect()
+            old_violations
+                .into_iter()
+                .map(|v| (v.rule, v.path))
+                .collect()
         }
         _ => HashSet::new(),
     };
@@ -259,7 +262,13 @@ spec:
         assert!(v.allowed);
         assert_eq!(v.findings[0].action, Action::Warn);
         assert_eq!(v.outcome(), "warn");
-        let v = eval("mode: audit", "default", Operation::Create, &obj(SEED), None);
+        let v = eval(
+            "mode: audit",
+            "default",
+            Operation::Create,
+            &obj(SEED),
+            None,
+        );
         assert!(v.allowed);
         assert_eq!(v.findings[0].action, Action::Audit);
         assert_eq!(v.outcome(), "audit");
@@ -285,7 +294,13 @@ spec:
             "metadata: {name: seed, annotations: {volguard.io/exempt: \"emptydir-size-limit-required, volume-unused\"}}",
         );
         assert!(!eval("{}", "default", Operation::Create, &obj(&annotated), None).allowed);
-        let v = eval("allowExemptionAnnotation: true", "default", Operation::Create, &obj(&annotated), None);
+        let v = eval(
+            "allowExemptionAnnotation: true",
+            "default",
+            Operation::Create,
+            &obj(&annotated),
+            None,
+        );
         assert!(v.allowed && v.findings.is_empty());
     }
 
@@ -302,18 +317,34 @@ spec:
       volumes: [{name: t, emptyDir: {}}]
 "#;
         assert!(!eval("{}", "default", Operation::Create, &obj(dep), None).allowed);
-        assert!(eval("allowExemptionAnnotation: true", "default", Operation::Create, &obj(dep), None).allowed);
+        assert!(
+            eval(
+                "allowExemptionAnnotation: true",
+                "default",
+                Operation::Create,
+                &obj(dep),
+                None
+            )
+            .allowed
+        );
     }
 
     #[test]
     fn update_with_preexisting_violation_is_warned_not_denied() {
         let old = obj(SEED);
-        let relabelled = obj(&SEED.replace("metadata: {name: seed}", "metadata: {name: seed, labels: {a: b}}"));
+        let relabelled = obj(&SEED.replace(
+            "metadata: {name: seed}",
+            "metadata: {name: seed, labels: {a: b}}",
+        ));
         let v = eval("{}", "default", Operation::Update, &relabelled, Some(&old));
         assert!(v.allowed);
         assert_eq!(v.findings[0].action, Action::Warn);
         assert!(v.findings[0].preexisting);
-        assert!(v.findings[0].to_string().ends_with("(present before this update)"));
+        assert!(
+            v.findings[0]
+                .to_string()
+                .ends_with("(present before this update)")
+        );
         // A new violation introduced by the update still denies.
         let worse = obj(&SEED.replace("mountPath: /temp", "mountPath: /etc"));
         let v = eval("{}", "default", Operation::Update, &worse, Some(&old));
@@ -350,7 +381,9 @@ spec:
         for i in 0..12 {
             vols.push_str(&format!("  - {{name: v{i}, emptyDir: {{}}}}\n"));
         }
-        let pod = obj(&format!("kind: Pod\nspec:\n  containers: [{{name: c}}]\n  volumes:\n{vols}"));
+        let pod = obj(&format!(
+            "kind: Pod\nspec:\n  containers: [{{name: c}}]\n  volumes:\n{vols}"
+        ));
         let v = eval("{}", "default", Operation::Create, &pod, None);
         let required: Vec<_> = v
             .findings
@@ -358,7 +391,9 @@ spec:
             .filter(|f| f.rule == RuleId::EmptydirSizeLimitRequired)
             .map(|f| f.path.clone())
             .collect();
-        let want: Vec<_> = (0..12).map(|i| format!("spec.volumes[{i}].emptyDir")).collect();
+        let want: Vec<_> = (0..12)
+            .map(|i| format!("spec.volumes[{i}].emptyDir"))
+            .collect();
         assert_eq!(required, want);
     }
 

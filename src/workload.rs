@@ -40,7 +40,9 @@ pub fn pod_view<'a>(kind: &str, obj: &'a Object) -> Option<PodView<'a>> {
         "Pod" => spec.map(|s| view("spec.", s, None)),
         "Deployment" | "DaemonSet" | "ReplicaSet" | "ReplicationController" | "Job" => {
             let t = spec?.template.as_deref()?;
-            t.spec.as_ref().map(|s| view("spec.template.spec.", s, Some(&t.metadata)))
+            t.spec
+                .as_ref()
+                .map(|s| view("spec.template.spec.", s, Some(&t.metadata)))
         }
         "StatefulSet" => {
             let outer = spec?;
@@ -62,7 +64,9 @@ pub fn pod_view<'a>(kind: &str, obj: &'a Object) -> Option<PodView<'a>> {
         }
         "PodTemplate" => {
             let t = obj.template.as_deref()?;
-            t.spec.as_ref().map(|s| view("template.spec.", s, Some(&t.metadata)))
+            t.spec
+                .as_ref()
+                .map(|s| view("template.spec.", s, Some(&t.metadata)))
         }
         _ => None,
     }
@@ -75,14 +79,38 @@ mod tests {
 
     #[rstest]
     #[case::pod("kind: Pod\nspec: {containers: [{name: c}]}", "spec.")]
-    #[case::deployment("kind: Deployment\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::daemonset("kind: DaemonSet\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::replicaset("kind: ReplicaSet\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::rc("kind: ReplicationController\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::job("kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::statefulset("kind: StatefulSet\nspec: {template: {spec: {containers: [{name: c}]}}}", "spec.template.spec.")]
-    #[case::cronjob("kind: CronJob\nspec: {jobTemplate: {spec: {template: {spec: {containers: [{name: c}]}}}}}", "spec.jobTemplate.spec.template.spec.")]
-    #[case::podtemplate("kind: PodTemplate\ntemplate: {spec: {containers: [{name: c}]}}", "template.spec.")]
+    #[case::deployment(
+        "kind: Deployment\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::daemonset(
+        "kind: DaemonSet\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::replicaset(
+        "kind: ReplicaSet\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::rc(
+        "kind: ReplicationController\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::job(
+        "kind: Job\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::statefulset(
+        "kind: StatefulSet\nspec: {template: {spec: {containers: [{name: c}]}}}",
+        "spec.template.spec."
+    )]
+    #[case::cronjob(
+        "kind: CronJob\nspec: {jobTemplate: {spec: {template: {spec: {containers: [{name: c}]}}}}}",
+        "spec.jobTemplate.spec.template.spec."
+    )]
+    #[case::podtemplate(
+        "kind: PodTemplate\ntemplate: {spec: {containers: [{name: c}]}}",
+        "template.spec."
+    )]
     fn prefixes(#[case] yaml: &str, #[case] prefix: &str) {
         let obj: Object = serde_yaml_ng::from_str(yaml).unwrap();
         let v = pod_view(&obj.kind, &obj).unwrap();
@@ -105,6 +133,9 @@ mod tests {
             "kind: StatefulSet\nspec:\n  volumeClaimTemplates: [{metadata: {name: data}}, {metadata: {name: logs}}]\n  template: {spec: {containers: [{name: c}]}}",
         )
         .unwrap();
-        assert_eq!(pod_view("StatefulSet", &obj).unwrap().claim_templates, ["data", "logs"]);
+        assert_eq!(
+            pod_view("StatefulSet", &obj).unwrap().claim_templates,
+            ["data", "logs"]
+        );
     }
 }

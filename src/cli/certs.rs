@@ -28,7 +28,9 @@ pub fn main(args: CertsArgs) -> ExitCode {
         (Some(s), Some(ns)) => certs::service_sans(s, ns),
         _ => certs::dev_sans(),
     };
-    let bundle = match certs::generate(&sans, args.days).and_then(|b| certs::write_bundle(&args.out, &b).map(|_| b)) {
+    let bundle = match certs::generate(&sans, args.days)
+        .and_then(|b| certs::write_bundle(&args.out, &b).map(|_| b))
+    {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");
@@ -41,6 +43,9 @@ pub fn main(args: CertsArgs) -> ExitCode {
         sans.join(", ")
     );
     eprintln!("caBundle (paste into the ValidatingWebhookConfiguration or certs.caBundle):");
-    println!("{}", base64::engine::general_purpose::STANDARD.encode(bundle.ca_pem.as_bytes()));
+    println!(
+        "{}",
+        base64::engine::general_purpose::STANDARD.encode(bundle.ca_pem.as_bytes())
+    );
     ExitCode::SUCCESS
 }

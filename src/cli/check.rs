@@ -114,7 +114,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
         let path = entry.path();
         if path.is_dir() {
             walk(&path, out, errors);
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             out.push(path);
         }
     }
@@ -174,7 +177,8 @@ fn documents(text: &str) -> Vec<(usize, String)> {
                 start = i + 1;
             }
         } else {
-            if current.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with('#')) {
+            if current.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with('#'))
+            {
                 start = i + 2;
                 continue;
             }
@@ -183,11 +187,19 @@ fn documents(text: &str) -> Vec<(usize, String)> {
         }
     }
     docs.push((start, current));
-    docs.into_iter().filter(|(_, d)| !d.trim().is_empty()).collect()
+    docs.into_iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .collect()
 }
 
 /// Checks one file's text (multi-document YAML, JSON, `List`, AdmissionReview).
-pub fn check_text(policy: &Policy, file: &str, text: &str, namespace: &str, result: &mut CheckResult) {
+pub fn check_text(
+    policy: &Policy,
+    file: &str,
+    text: &str,
+    namespace: &str,
+    result: &mut CheckResult,
+) {
     for (line, doc) in documents(text) {
         let value: Value = match serde_yaml_ng::from_str(&doc) {
             Ok(v) => v,
@@ -217,7 +229,14 @@ fn str_at<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
     cur.as_str()
 }
 
-fn check_value(policy: &Policy, file: &str, line: usize, value: Value, namespace: &str, result: &mut CheckResult) {
+fn check_value(
+    policy: &Policy,
+    file: &str,
+    line: usize,
+    value: Value,
+    namespace: &str,
+    result: &mut CheckResult,
+) {
     if value.is_null() {
         return;
     }
@@ -245,18 +264,32 @@ fn check_value(policy: &Policy, file: &str, line: usize, value: Value, namespace
             Some("CONNECT") => Operation::Connect,
             _ => Operation::Create,
         };
-        let review_kind = str_at(req, &["kind", "kind"]).unwrap_or_default().to_owned();
+        let review_kind = str_at(req, &["kind", "kind"])
+            .unwrap_or_default()
+            .to_owned();
         let ns = str_at(req, &["namespace"]).unwrap_or(namespace).to_owned();
         let decode = |v: Option<&Value>| -> Result<Option<Object>, String> {
             match v {
                 None | Some(Value::Null) => Ok(None),
-                Some(v) => serde_yaml_ng::from_value(v.clone()).map(Some).map_err(|e| e.to_string()),
+                Some(v) => serde_yaml_ng::from_value(v.clone())
+                    .map(Some)
+                    .map_err(|e| e.to_string()),
             }
         };
         match (decode(req.get("object")), decode(req.get("oldObject"))) {
             (Ok(obj), Ok(old)) => {
                 let obj = obj.unwrap_or_default();
-                report(policy, file, line, &review_kind, &ns, op, &obj, old.as_ref(), result);
+                report(
+                    policy,
+                    file,
+                    line,
+                    &review_kind,
+                    &ns,
+                    op,
+                    &obj,
+                    old.as_ref(),
+                    result,
+                );
             }
             (Err(e), _) | (_, Err(e)) => result.errors.push(InputError {
                 file: file.to_owned(),
@@ -271,8 +304,22 @@ fn check_value(policy: &Policy, file: &str, line: usize, value: Value, namespace
     }
     match serde_yaml_ng::from_value::<Object>(value) {
         Ok(obj) => {
-            let ns = obj.metadata.namespace.clone().unwrap_or_else(|| namespace.to_owned());
-            report(policy, file, line, &kind, &ns, Operation::Create, &obj, None, result);
+            let ns = obj
+                .metadata
+                .namespace
+                .clone()
+                .unwrap_or_else(|| namespace.to_owned());
+            report(
+                policy,
+                file,
+                line,
+                &kind,
+                &ns,
+                Operation::Create,
+                &obj,
+                None,
+                result,
+            );
         }
         Err(e) => result.errors.push(InputError {
             file: file.to_owned(),
@@ -335,8 +382,16 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
         if o.violations.is_empty() {
             continue;
         }
-        let verdict = if o.allowed { "allowed with findings" } else { "denied" };
-        writeln!(out, "{}/{} ({}:{}): {verdict}", o.kind, o.name, o.file, o.line)?;
+        let verdict = if o.allowed {
+            "allowed with findings"
+        } else {
+            "denied"
+        };
+        writeln!(
+            out,
+            "{}/{} ({}:{}): {verdict}",
+            o.kind, o.name, o.file, o.line
+        )?;
         for v in &o.violations {
             writeln!(out, "  {:<5} {}", v.action, v.message)?;
         }
@@ -345,7 +400,11 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
         writeln!(out, "error: {e}")?;
     }
     let denied = result.objects.iter().filter(|o| !o.allowed).count();
-    let with_findings = result.objects.iter().filter(|o| o.allowed && !o.violations.is_empty()).count();
+    let with_findings = result
+        .objects
+        .iter()
+        .filter(|o| o.allowed && !o.violations.is_empty())
+        .count();
     writeln!(
         out,
         "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean; {} input errors",
@@ -361,7 +420,8 @@ mod tests {
 
     #[test]
     fn splits_documents_with_lines() {
-        let text = "# comment\napiVersion: v1\nkind: Pod\n---\n\n---\nkind: Deployment\n--- {kind: Pod}\n";
+        let text =
+            "# comment\napiVersion: v1\nkind: Pod\n---\n\n---\nkind: Deployment\n--- {kind: Pod}\n";
         let docs = documents(text);
         let lines: Vec<usize> = docs.iter().map(|d| d.0).collect();
         assert_eq!(lines, [2, 7, 8]);
@@ -380,7 +440,13 @@ mod tests {
         assert_eq!(r.objects.len(), 2);
         assert!(r.objects[1].allowed);
         assert_eq!(r.objects[1].skipped, Some("exempt namespace"));
-        check_text(&policy, "bad.yaml", "kind: Pod\n---\nkind: [\n", "default", &mut r);
+        check_text(
+            &policy,
+            "bad.yaml",
+            "kind: Pod\n---\nkind: [\n",
+            "default",
+            &mut r,
+        );
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].file, "bad.yaml");
         assert!(r.errors[0].line.unwrap() >= 3, "{}", r.errors[0]);

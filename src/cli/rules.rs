@@ -22,10 +22,18 @@ fn option_default(cfg: &RuleConfig, opt: &str) -> String {
     match opt {
         "paths" => list(cfg.paths.iter().map(|p| p.to_string()).collect()),
         "allowed" => list(cfg.allowed.clone()),
-        "media" => list(cfg.media.iter().map(|m| format!("{m:?}").to_lowercase()).collect()),
+        "media" => list(
+            cfg.media
+                .iter()
+                .map(|m| format!("{m:?}").to_lowercase())
+                .collect(),
+        ),
         "maxDisk" => cfg.max_disk.to_string(),
         "maxMemory" => cfg.max_memory.to_string(),
-        "maxTotal" => cfg.max_total.map(|q| q.to_string()).unwrap_or_else(|| "unset".into()),
+        "maxTotal" => cfg
+            .max_total
+            .map(|q| q.to_string())
+            .unwrap_or_else(|| "unset".into()),
         _ => String::new(),
     }
 }
@@ -62,7 +70,11 @@ pub fn main(output: OutputFormat) -> ExitCode {
             RuleDoc {
                 rule: r.name,
                 default_action: cfg.action.as_str(),
-                options: r.options.iter().map(|o| (o.to_string(), option_default(cfg, o))).collect(),
+                options: r
+                    .options
+                    .iter()
+                    .map(|o| (o.to_string(), option_default(cfg, o)))
+                    .collect(),
                 summary: r.summary,
                 explanation: r.explanation,
             }
@@ -70,7 +82,10 @@ pub fn main(output: OutputFormat) -> ExitCode {
         .collect();
     match output {
         OutputFormat::Json => {
-            println!("{}", serde_json::to_string_pretty(&docs).expect("serialises"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&docs).expect("serialises")
+            );
         }
         OutputFormat::Text => {
             for d in &docs {

@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum_server::tls_rustls::RustlsConfig;
@@ -31,7 +31,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VOLGUARD_CLIENT_CA")]
     pub client_ca: Option<PathBuf>,
     /// Policy file, reloaded when it changes (including kubelet's ConfigMap symlink swap).
-    #[arg(long, env = "VOLGUARD_POLICY_FILE", conflicts_with = "policy_configmap")]
+    #[arg(
+        long,
+        env = "VOLGUARD_POLICY_FILE",
+        conflicts_with = "policy_configmap"
+    )]
     pub policy_file: Option<PathBuf>,
     /// ConfigMap NAMESPACE/NAME (key policy.yaml) watched through the Kubernetes API.
     #[arg(long, env = "VOLGUARD_POLICY_CONFIGMAP", value_parser = parse_ns_name)]
@@ -89,7 +93,10 @@ fn init_tracing(format: LogFormat) {
 
 pub fn main(args: ServeArgs) -> ExitCode {
     init_tracing(args.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -120,7 +127,9 @@ fn dev_certificate(dir: &Path) -> Result<CertFiles, String> {
         dev_ca: Some(dir.join("ca.crt")),
     };
     let reusable = match (std::fs::read(&files.cert), std::fs::read(&files.key)) {
-        (Ok(c), Ok(k)) => tls::certified_key(&c, &k, "tls.crt", "tls.key").is_ok() && dir.join("ca.crt").exists(),
+        (Ok(c), Ok(k)) => {
+            tls::certified_key(&c, &k, "tls.crt", "tls.key").is_ok() && dir.join("ca.crt").exists()
+        }
         _ => false,
     };
     if reusable {
@@ -150,15 +159,18 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let key_pem = tls::read(&files.key).map_err(|e| e.to_string())?;
     let cert_name = files.cert.display().to_string();
     let key_name = files.key.display().to_string();
-    let key = tls::certified_key(&cert_pem, &key_pem, &cert_name, &key_name).map_err(|e| e.to_string())?;
+    let key = tls::certified_key(&cert_pem, &key_pem, &cert_name, &key_name)
+        .map_err(|e| e.to_string())?;
     let resolver = Arc::new(ReloadingResolver::new(key));
-    let tls_config = tls::server_config(resolver.clone(), args.client_ca.as_deref()).map_err(|e| e.to_string())?;
+    let tls_config = tls::server_config(resolver.clone(), args.client_ca.as_deref())
+        .map_err(|e| e.to_string())?;
     state.metrics.cert_reload("success");
 
     // Policy: an invalid file at start is fatal; later changes are validated and swapped.
     let mut background = Vec::new();
     if let Some(path) = &args.policy_file {
-        let text = std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        let text =
+            std::fs::read(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
         let name = path.display().to_string();
         let source_name = format!("file {name}");
         state
@@ -171,13 +183,14 @@ async fn run(args: ServeArgs) -> Result<(), String> {
             interval,
             vec![text],
             move |contents| {
-                let _ = store.apply_text(&String::from_utf8_lossy(&contents[0]), &name, &source_name);
+                let _ =
+                    store.apply_text(&String::from_utf8_lossy(&contents[0]), &name, &source_name);
             },
         )));
     } else if let Some((ns, name)) = &args.policy_configmap {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(|e| format!("--policy-configmap {ns}/{name}: no Kubernetes API configuration: {e}"))?;
+        let client = kube::Client::try_default().await.map_err(|e| {
+            format!("--policy-configmap {ns}/{name}: no Kubernetes API configuration: {e}")
+        })?;
         background.push(tokio::spawn(source::configmap::watch(
             client,
             ns.clone(),
@@ -185,7 +198,9 @@ async fn run(args: ServeArgs) -> Result<(), String> {
             state.policies.clone(),
         )));
     } else {
-        state.policies.apply_default("no --policy-file or --policy-configmap");
+        state
+            .policies
+            .apply_default("no --policy-file or --policy-configmap");
     }
 
     // Certificate rotation: swap the key pair when both files parse and match.
@@ -210,7 +225,8 @@ async fn run(args: ServeArgs) -> Result<(), String> {
         )));
     }
 
-    let listener = std::net::TcpListener::bind(args.listen).map_err(|e| format!("--listen {}: {e}", args.listen))?;
+    let listener = std::net::TcpListener::bind(args.listen)
+        .map_err(|e| format!("--listen {}: {e}", args.listen))?;
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     let admin = tokio::net::TcpListener::bind(args.admin_listen)
         .await
@@ -219,9 +235,10 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let admin_local = admin.local_addr().map_err(|e| e.to_string())?;
 
     let handle = axum_server::Handle::new();
-    let mut server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls_config)))
-        .map_err(|e| e.to_string())?
-        .handle(handle.clone());
+    let mut server =
+        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls_config)))
+            .map_err(|e| e.to_string())?
+            .handle(handle.clone());
     server
         .http_builder()
         .http1()
@@ -242,7 +259,11 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     state.ready.tls_loaded.store(true, Ordering::Release);
     tracing::info!(listen = %local, admin = %admin_local, version = env!("CARGO_PKG_VERSION"), "volguard serving");
     if let Some(ca) = &files.dev_ca {
-        let host = if local.ip().is_unspecified() { "localhost".to_owned() } else { local.ip().to_string() };
+        let host = if local.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            local.ip().to_string()
+        };
         tracing::info!(
             "try: curl --cacert {} -H 'Content-Type: application/json' --data @examples/admission-review.json https://{host}:{}/validate",
             ca.display(),
@@ -252,10 +273,16 @@ async fn run(args: ServeArgs) -> Result<(), String> {
 
     wait_for_signal().await;
     state.ready.shutting_down.store(true, Ordering::Release);
-    tracing::info!(drain_delay_s = args.drain_delay, "SIGTERM: still serving while the endpoint is removed");
+    tracing::info!(
+        drain_delay_s = args.drain_delay,
+        "SIGTERM: still serving while the endpoint is removed"
+    );
     tokio::time::sleep(Duration::from_secs_f64(args.drain_delay.max(0.0))).await;
     let grace = Duration::from_secs_f64(args.shutdown_timeout.max(0.0));
-    tracing::info!(in_flight_connections = handle.connection_count(), "draining");
+    tracing::info!(
+        in_flight_connections = handle.connection_count(),
+        "draining"
+    );
     handle.graceful_shutdown(Some(grace));
     let _ = admin_stop_tx.send(());
     match webhook.await {
@@ -272,7 +299,7 @@ async fn run(args: ServeArgs) -> Result<(), String> {
 }
 
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
     tokio::select! {

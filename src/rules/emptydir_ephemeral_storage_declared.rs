@@ -7,8 +7,14 @@ use crate::policy::{RuleConfig, RuleSet};
 
 fn declares(r: &Option<Resources>) -> (bool, bool) {
     let Some(r) = r else { return (false, false) };
-    let req = r.requests.as_ref().is_some_and(|l| l.ephemeral_storage.is_some());
-    let lim = r.limits.as_ref().is_some_and(|l| l.ephemeral_storage.is_some());
+    let req = r
+        .requests
+        .as_ref()
+        .is_some_and(|l| l.ephemeral_storage.is_some());
+    let lim = r
+        .limits
+        .as_ref()
+        .is_some_and(|l| l.ephemeral_storage.is_some());
     (req, lim)
 }
 
@@ -24,7 +30,11 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
         }
         let disk_dir = c.c.volume_mounts.iter().find_map(|m| {
             ctx.volume(&m.name)
-                .filter(|(_, v)| v.empty_dir.as_ref().is_some_and(|e| e.medium() == Medium::Disk))
+                .filter(|(_, v)| {
+                    v.empty_dir
+                        .as_ref()
+                        .is_some_and(|e| e.medium() == Medium::Disk)
+                })
                 .map(|(_, v)| v)
         });
         let Some(vol) = disk_dir else { continue };
@@ -49,8 +59,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::EmptydirEphemeralStorageDeclared as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: d, emptyDir: {sizeLimit: 1Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n";

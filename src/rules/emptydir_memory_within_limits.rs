@@ -1,12 +1,17 @@
 //! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
 
-use super::{first_over, name_list, q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, first_over, name_list, q};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
-    let mut memory = ctx.empty_dirs().filter(|(_, _, _, m)| *m == Medium::Memory).peekable();
-    let Some(&(first, first_vol, _, _)) = memory.peek() else { return };
+    let mut memory = ctx
+        .empty_dirs()
+        .filter(|(_, _, _, m)| *m == Medium::Memory)
+        .peekable();
+    let Some(&(first, first_vol, _, _)) = memory.peek() else {
+        return;
+    };
     match ctx.pod_limit(|r| r.memory.as_ref()) {
         Err(missing) => {
             let who = if missing.is_empty() {
@@ -41,8 +46,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::EmptydirMemoryWithinLimits as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: b, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: d, emptyDir: {sizeLimit: 100Gi}}\n";
@@ -62,7 +67,8 @@ mod tests {
 
     #[test]
     fn no_memory_emptydir_no_finding() {
-        let obj = "kind: Pod\nspec:\n  volumes: [{name: d, emptyDir: {}}]\n  containers: [{name: x}]\n";
+        let obj =
+            "kind: Pod\nspec:\n  volumes: [{name: d, emptyDir: {}}]\n  containers: [{name: x}]\n";
         assert!(run(R, obj).is_empty());
     }
 
@@ -70,6 +76,11 @@ mod tests {
     fn missing_limit_names_the_container() {
         let obj = format!("kind: Pod\nspec:\n{VOLS}  containers: [{{name: web}}]\n");
         let v = run(R, &obj);
-        assert!(v[0].message.contains("no memory limit on container \"web\""), "{}", v[0]);
+        assert!(
+            v[0].message
+                .contains("no memory limit on container \"web\""),
+            "{}",
+            v[0]
+        );
     }
 }

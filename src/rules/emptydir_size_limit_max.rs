@@ -1,13 +1,19 @@
 //! `emptydir-size-limit-max`: sizeLimits are valid, positive and within the maxima.
 
-use super::{first_over, q, size_limit, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, first_over, q, size_limit};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
     for (i, v, e, medium) in ctx.empty_dirs() {
-        let Some(parsed) = size_limit(e) else { continue };
-        let raw = e.size_limit.as_ref().map(|r| r.0.as_str()).unwrap_or_default();
+        let Some(parsed) = size_limit(e) else {
+            continue;
+        };
+        let raw = e
+            .size_limit
+            .as_ref()
+            .map(|r| r.0.as_str())
+            .unwrap_or_default();
         let path = format!("{}.emptyDir.sizeLimit", ctx.volume_path(i));
         let (max, what) = match medium {
             Medium::Disk => (cfg.max_disk, "disk-backed"),
@@ -39,7 +45,9 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
         });
     }
     if let Some(total) = cfg.max_total {
-        let sized = ctx.empty_dirs().filter(|(_, _, _, m)| *m != Medium::HugePages);
+        let sized = ctx
+            .empty_dirs()
+            .filter(|(_, _, _, m)| *m != Medium::HugePages);
         if let Some((i, v, sum)) = first_over(sized, total) {
             out.push(Violation {
                 rule: RuleId::EmptydirSizeLimitMax,
@@ -55,12 +63,14 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run, run_with};
     use crate::rules::RuleId::EmptydirSizeLimitMax as R;
+    use crate::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(empty_dir: &str) -> String {
-        format!("kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n")
+        format!(
+            "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
+        )
     }
 
     #[rstest]
@@ -80,14 +90,23 @@ mod tests {
     #[case::memory_above("{medium: Memory, sizeLimit: 3Gi}", true)]
     #[case::hugepages_ignored("{medium: HugePages, sizeLimit: 100Gi}", false)]
     fn defaults(#[case] ed: &str, #[case] flagged: bool) {
-        let want: &[&str] = if flagged { &["spec.volumes[0].emptyDir.sizeLimit"] } else { &[] };
+        let want: &[&str] = if flagged {
+            &["spec.volumes[0].emptyDir.sizeLimit"]
+        } else {
+            &[]
+        };
         assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
     }
 
     #[test]
     fn invalid_quantity_message_is_clear() {
         let v = run(R, &pod("{sizeLimit: lots}"));
-        assert!(v[0].message.contains("\"lots\", which is not a valid quantity"), "{}", v[0]);
+        assert!(
+            v[0].message
+                .contains("\"lots\", which is not a valid quantity"),
+            "{}",
+            v[0]
+        );
     }
 
     #[test]
@@ -100,9 +119,24 @@ mod tests {
     #[test]
     fn max_total_flags_the_volume_that_crosses_it() {
         let obj = "kind: Pod\nspec:\n  volumes:\n  - {name: a, emptyDir: {sizeLimit: 4Gi}}\n  - {name: b, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: c, emptyDir: {sizeLimit: 1Gi}}\n  - {name: d, emptyDir: {sizeLimit: 1Gi}}\n";
-        let v = run_with(R, obj, "rules:\n  emptydir-size-limit-max: {maxTotal: 6Gi}\n");
+        let v = run_with(
+            R,
+            obj,
+            "rules:\n  emptydir-size-limit-max: {maxTotal: 6Gi}\n",
+        );
         assert_eq!(paths(&v), ["spec.volumes[3].emptyDir.sizeLimit"]);
-        assert!(v[0].message.contains("add up to 7Gi (through \"d\")"), "{}", v[0]);
-        assert!(run_with(R, obj, "rules:\n  emptydir-size-limit-max: {maxTotal: 7Gi}\n").is_empty());
+        assert!(
+            v[0].message.contains("add up to 7Gi (through \"d\")"),
+            "{}",
+            v[0]
+        );
+        assert!(
+            run_with(
+                R,
+                obj,
+                "rules:\n  emptydir-size-limit-max: {maxTotal: 7Gi}\n"
+            )
+            .is_empty()
+        );
     }
 }

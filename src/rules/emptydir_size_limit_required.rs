@@ -1,6 +1,6 @@
 //! `emptydir-size-limit-required`: emptyDirs (of the configured media) set a sizeLimit.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::model::Medium;
 use crate::policy::{Action, MediaKind, RuleConfig, RuleSet};
 
@@ -34,12 +34,14 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, rules: &RuleSet, out: &m
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run, run_with};
     use crate::rules::RuleId::EmptydirSizeLimitRequired as R;
+    use crate::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(empty_dir: &str) -> String {
-        format!("kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n")
+        format!(
+            "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
+        )
     }
 
     #[rstest]
@@ -51,7 +53,11 @@ mod tests {
     #[case::hugepages("{medium: HugePages}", false)]
     #[case::hugepages_sized("{medium: HugePages-2Mi}", false)]
     fn default_media(#[case] ed: &str, #[case] flagged: bool) {
-        let want: &[&str] = if flagged { &["spec.volumes[0].emptyDir"] } else { &[] };
+        let want: &[&str] = if flagged {
+            &["spec.volumes[0].emptyDir"]
+        } else {
+            &[]
+        };
         assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
     }
 
@@ -64,12 +70,19 @@ mod tests {
 
     #[test]
     fn message_matches_the_catalogue_example() {
-        let v = run(R, "kind: Pod\nspec:\n  volumes: [{name: temp-volume, emptyDir: {}}]\n");
+        let v = run(
+            R,
+            "kind: Pod\nspec:\n  volumes: [{name: temp-volume, emptyDir: {}}]\n",
+        );
         assert_eq!(
             v[0].to_string(),
             "[emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit; set sizeLimit (at most 10Gi)"
         );
-        let v = run_with(R, &pod("{medium: Memory}"), "rules:\n  emptydir-size-limit-max: {action: 'off'}\n");
+        let v = run_with(
+            R,
+            &pod("{medium: Memory}"),
+            "rules:\n  emptydir-size-limit-max: {action: 'off'}\n",
+        );
         assert!(v[0].message.ends_with("; set sizeLimit"), "{}", v[0]);
     }
 }

@@ -1,16 +1,21 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{first_over, q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, first_over, q};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
-    let mut disk = ctx.empty_dirs().filter(|(_, _, _, m)| *m == Medium::Disk).peekable();
+    let mut disk = ctx
+        .empty_dirs()
+        .filter(|(_, _, _, m)| *m == Medium::Disk)
+        .peekable();
     if disk.peek().is_none() {
         return;
     }
     // Without a limit the kubelet does not evict on this basis: nothing to compare.
-    let Ok(limit) = ctx.pod_limit(|r| r.ephemeral_storage.as_ref()) else { return };
+    let Ok(limit) = ctx.pod_limit(|r| r.ephemeral_storage.as_ref()) else {
+        return;
+    };
     if let Some((i, v, sum)) = first_over(disk, limit) {
         out.push(Violation {
             rule: RuleId::EmptydirWithinEphemeralStorage,
@@ -26,8 +31,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::EmptydirWithinEphemeralStorage as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {sizeLimit: 2Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 50Gi}}\n  - {name: b, emptyDir: {sizeLimit: 2Gi}}\n";

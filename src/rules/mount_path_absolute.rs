@@ -1,6 +1,6 @@
 //! `mount-path-absolute`: mountPaths are written absolute.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
@@ -26,8 +26,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::MountPathAbsolute as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]
@@ -40,13 +40,20 @@ mod tests {
             "kind: Pod\nspec:\n  volumes: [{{name: a, emptyDir: {{}}}}]\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: \"{mount}\"}}]}}]\n"
         );
         let v = run(R, &obj);
-        let want: &[&str] = if flagged { &["spec.containers[0].volumeMounts[0]"] } else { &[] };
+        let want: &[&str] = if flagged {
+            &["spec.containers[0].volumeMounts[0]"]
+        } else {
+            &[]
+        };
         assert_eq!(paths(&v), want);
     }
 
     #[test]
     fn message_shows_resolved_path() {
-        let v = run(R, "kind: Pod\nspec:\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: data}]}]\n");
+        let v = run(
+            R,
+            "kind: Pod\nspec:\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: data}]}]\n",
+        );
         assert!(v[0].message.contains("\"/data\""), "{}", v[0]);
     }
 }

@@ -1,6 +1,6 @@
 //! `mount-path-nested`: within one container, no mount strictly inside another.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::paths::is_strictly_inside;
 use crate::policy::{RuleConfig, RuleSet};
 
@@ -35,8 +35,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::MountPathNested as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

@@ -1,6 +1,6 @@
 //! `mount-path-reserved`: no mount over a reserved system path.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
@@ -26,12 +26,14 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run, run_with};
     use crate::rules::RuleId::MountPathReserved as R;
+    use crate::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(path: &str) -> String {
-        format!("kind: Pod\nspec:\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: \"{path}\"}}]}}]\n")
+        format!(
+            "kind: Pod\nspec:\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: \"{path}\"}}]}}]\n"
+        )
     }
 
     #[rstest]
@@ -51,7 +53,11 @@ mod tests {
     #[case::usr_local_allowed("/usr/local/share", false)]
     fn default_paths(#[case] path: &str, #[case] flagged: bool) {
         let v = run(R, &pod(path));
-        let want: &[&str] = if flagged { &["spec.containers[0].volumeMounts[0]"] } else { &[] };
+        let want: &[&str] = if flagged {
+            &["spec.containers[0].volumeMounts[0]"]
+        } else {
+            &[]
+        };
         assert_eq!(paths(&v), want, "{path}");
     }
 

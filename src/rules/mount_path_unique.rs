@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::paths;
 use crate::policy::{RuleConfig, RuleSet};
 
@@ -29,7 +29,11 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                 seen.insert(p, format!("volumeMounts[{j}] ({})", q(&m.name)));
             }
         }
-        let devices: Vec<String> = c.c.volume_devices.iter().map(|d| paths::normalize(&d.device_path)).collect();
+        let devices: Vec<String> =
+            c.c.volume_devices
+                .iter()
+                .map(|d| paths::normalize(&d.device_path))
+                .collect();
         for (j, p) in devices.iter().enumerate() {
             let d = &c.c.volume_devices[j];
             if let Some(first) = seen.get(p.as_str()) {
@@ -53,8 +57,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::MountPathUnique as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     fn pod(mounts: &str) -> String {

@@ -1,13 +1,15 @@
 //! `mount-readonly-source`: a volume whose source declares `readOnly: true` is mounted
 //! with `readOnly: true`.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         for (j, m) in c.c.volume_mounts.iter().enumerate() {
-            let Some((_, vol)) = ctx.volume(&m.name) else { continue };
+            let Some((_, vol)) = ctx.volume(&m.name) else {
+                continue;
+            };
             if vol.source_read_only && m.read_only != Some(true) {
                 let source = vol.source.as_deref().unwrap_or("source");
                 out.push(Violation {
@@ -27,14 +29,22 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::MountReadonlySource as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]
     #[case::pvc_ro_mount_rw("persistentVolumeClaim: {claimName: x, readOnly: true}", "", true)]
-    #[case::pvc_ro_mount_false("persistentVolumeClaim: {claimName: x, readOnly: true}", ", readOnly: false", true)]
-    #[case::pvc_ro_mount_ro("persistentVolumeClaim: {claimName: x, readOnly: true}", ", readOnly: true", false)]
+    #[case::pvc_ro_mount_false(
+        "persistentVolumeClaim: {claimName: x, readOnly: true}",
+        ", readOnly: false",
+        true
+    )]
+    #[case::pvc_ro_mount_ro(
+        "persistentVolumeClaim: {claimName: x, readOnly: true}",
+        ", readOnly: true",
+        false
+    )]
     #[case::pvc_rw("persistentVolumeClaim: {claimName: x}", "", false)]
     #[case::csi_ro("csi: {driver: d, readOnly: true}", "", true)]
     #[case::nfs_ro("nfs: {server: s, path: /p, readOnly: true}", "", true)]
@@ -43,7 +53,11 @@ mod tests {
         let obj = format!(
             "kind: Pod\nspec:\n  volumes: [{{name: v, {source}}}]\n  containers: [{{name: c, volumeMounts: [{{name: v, mountPath: /v{mount_extra}}}]}}]\n"
         );
-        let want: &[&str] = if flagged { &["spec.containers[0].volumeMounts[0]"] } else { &[] };
+        let want: &[&str] = if flagged {
+            &["spec.containers[0].volumeMounts[0]"]
+        } else {
+            &[]
+        };
         assert_eq!(paths(&run(R, &obj)), want);
     }
 }

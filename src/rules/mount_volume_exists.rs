@@ -1,6 +1,6 @@
 //! `mount-volume-exists`: every volumeMount and volumeDevice names a declared volume.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
@@ -40,8 +40,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run};
     use crate::rules::RuleId::MountVolumeExists as R;
+    use crate::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]
@@ -83,7 +83,14 @@ spec:
 
     #[test]
     fn message_names_container_and_volume() {
-        let v = run(R, "kind: Pod\nspec:\n  containers: [{name: web, volumeMounts: [{name: cache, mountPath: /c}]}]\n");
-        assert!(v[0].message.contains("\"web\"") && v[0].message.contains("\"cache\""), "{}", v[0]);
+        let v = run(
+            R,
+            "kind: Pod\nspec:\n  containers: [{name: web, volumeMounts: [{name: cache, mountPath: /c}]}]\n",
+        );
+        assert!(
+            v[0].message.contains("\"web\"") && v[0].message.contains("\"cache\""),
+            "{}",
+            v[0]
+        );
     }
 }

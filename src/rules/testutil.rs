@@ -2,7 +2,7 @@
 
 use crate::model::Object;
 use crate::policy::Policy;
-use crate::rules::{PodCtx, RuleId, Violation, RULES};
+use crate::rules::{PodCtx, RULES, RuleId, Violation};
 use crate::workload;
 
 /// Runs `rule` alone over `object_yaml` (a Pod or any workload) under `policy_yaml`,

@@ -1,11 +1,13 @@
 //! `volume-type-allowed`: volume sources come from an allowed list.
 
-use super::{q, PodCtx, RuleId, Violation};
+use super::{PodCtx, RuleId, Violation, q};
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
     for (i, v) in ctx.volumes().iter().enumerate() {
-        let Some(source) = v.source.as_deref() else { continue };
+        let Some(source) = v.source.as_deref() else {
+            continue;
+        };
         if !cfg.allowed.iter().any(|a| a == source) {
             let mut allowed = cfg.allowed.join(", ");
             if allowed.len() > 90 {
@@ -26,8 +28,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::testutil::{paths, run, run_with};
     use crate::rules::RuleId::VolumeTypeAllowed as R;
+    use crate::rules::testutil::{paths, run, run_with};
 
     const POD: &str = "kind: Pod\nspec:\n  volumes:\n  - {name: a, emptyDir: {}}\n  - {name: h, hostPath: {path: /var/log}}\n  - {name: p, persistentVolumeClaim: {claimName: x}}\n";
 
@@ -38,7 +40,11 @@ mod tests {
 
     #[test]
     fn configured_list() {
-        let v = run_with(R, POD, "rules:\n  volume-type-allowed: {action: deny, allowed: [emptyDir, hostPath]}\n");
+        let v = run_with(
+            R,
+            POD,
+            "rules:\n  volume-type-allowed: {action: deny, allowed: [emptyDir, hostPath]}\n",
+        );
         assert_eq!(paths(&v), ["spec.volumes[2].persistentVolumeClaim"]);
         assert!(v[0].message.contains("emptyDir, hostPath"), "{}", v[0]);
     }

@@ -64,9 +64,17 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("volguard");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("admission_requests", "Admission requests by kind, operation and verdict", requests.clone());
+        registry.register(
+            "admission_requests",
+            "Admission requests by kind, operation and verdict",
+            requests.clone(),
+        );
         let violations = Family::<ViolationLabels, Counter>::default();
-        registry.register("violations", "Violations reported, by rule and effective action", violations.clone());
+        registry.register(
+            "violations",
+            "Violations reported, by rule and effective action",
+            violations.clone(),
+        );
         // 25 µs .. ~0.8 s
         let latency = Histogram::new((0..16).map(|i| 25e-6 * 2f64.powi(i)));
         registry.register(
@@ -75,15 +83,35 @@ impl Metrics {
             latency.clone(),
         );
         let bad_requests = Family::<ReasonLabels, Counter>::default();
-        registry.register("bad_requests", "Requests rejected before evaluation, by reason", bad_requests.clone());
+        registry.register(
+            "bad_requests",
+            "Requests rejected before evaluation, by reason",
+            bad_requests.clone(),
+        );
         let policy_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("policy_reloads", "Policy loads by result (success, invalid, error)", policy_reloads.clone());
+        registry.register(
+            "policy_reloads",
+            "Policy loads by result (success, invalid, error)",
+            policy_reloads.clone(),
+        );
         let cert_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register("certificate_reloads", "TLS certificate loads by result", cert_reloads.clone());
+        registry.register(
+            "certificate_reloads",
+            "TLS certificate loads by result",
+            cert_reloads.clone(),
+        );
         let policy_generation = Gauge::default();
-        registry.register("policy_generation", "Generation of the policy in force (1 = first load)", policy_generation.clone());
+        registry.register(
+            "policy_generation",
+            "Generation of the policy in force (1 = first load)",
+            policy_generation.clone(),
+        );
         let policy_info = Family::<PolicyLabels, Gauge>::default();
-        registry.register("policy_info", "The policy in force: hash and source (value 1)", policy_info.clone());
+        registry.register(
+            "policy_info",
+            "The policy in force: hash and source (value 1)",
+            policy_info.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -106,7 +134,8 @@ impl Metrics {
 
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String");
         out
     }
 

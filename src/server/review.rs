@@ -100,7 +100,10 @@ pub fn allow(uid: &str) -> AdmissionResponse {
 /// audit findings as audit annotations.
 pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
     let mut r = allow(uid);
-    let warnings: Vec<String> = verdict.with_action(Action::Warn).map(|f| clamp(f.to_string(), 255)).collect();
+    let warnings: Vec<String> = verdict
+        .with_action(Action::Warn)
+        .map(|f| clamp(f.to_string(), 255))
+        .collect();
     if !warnings.is_empty() {
         r.warnings = Some(warnings);
     }
@@ -109,10 +112,14 @@ pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
         .map(|f| format!("[{}] {}", f.rule, f.path))
         .collect();
     if !audit.is_empty() {
-        r.audit_annotations.insert("violations".to_owned(), audit.join(", "));
+        r.audit_annotations
+            .insert("violations".to_owned(), audit.join(", "));
     }
     if !verdict.allowed {
-        let lines: Vec<String> = verdict.with_action(Action::Deny).map(|f| f.to_string()).collect();
+        let lines: Vec<String> = verdict
+            .with_action(Action::Deny)
+            .map(|f| f.to_string())
+            .collect();
         r.allowed = false;
         r.result = Status {
             status: Some(StatusSummary::Failure),

@@ -15,7 +15,10 @@ use rustls::{RootCertStore, ServerConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}: no PEM certificate found")]
     NoCertificate(String),
     #[error("{0}: no PEM private key found")]
@@ -61,12 +64,20 @@ pub fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 /// Parses a PEM certificate chain and private key and checks that they match.
-pub fn certified_key(cert_pem: &[u8], key_pem: &[u8], cert_name: &str, key_name: &str) -> Result<CertifiedKey, TlsError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem).filter_map(Result::ok).collect();
+pub fn certified_key(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert_name: &str,
+    key_name: &str,
+) -> Result<CertifiedKey, TlsError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
+        .filter_map(Result::ok)
+        .collect();
     if certs.is_empty() {
         return Err(TlsError::NoCertificate(cert_name.to_owned()));
     }
-    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| TlsError::NoKey(key_name.to_owned()))?;
+    let key =
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|_| TlsError::NoKey(key_name.to_owned()))?;
     CertifiedKey::from_der(certs, key, &provider()).map_err(|source| TlsError::Invalid {
         what: format!("{cert_name} / {key_name}"),
         source,
@@ -74,7 +85,10 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8], cert_name: &str, key_name:
 }
 
 /// A rustls server config: HTTP/2 and HTTP/1.1 by ALPN, optional client certificate checks.
-pub fn server_config(resolver: Arc<ReloadingResolver>, client_ca: Option<&Path>) -> Result<ServerConfig, TlsError> {
+pub fn server_config(
+    resolver: Arc<ReloadingResolver>,
+    client_ca: Option<&Path>,
+) -> Result<ServerConfig, TlsError> {
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|source| TlsError::Invalid {

@@ -1,0 +1,146 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "volguard.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: <release>-<chart>, or <release> when the release name
+already contains the chart name. Truncated to 63 characters.
+*/}}
+{{- define "volguard.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, for the helm.sh/chart label.
+*/}}
+{{- define "volguard.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels.
+*/}}
+{{- define "volguard.labels" -}}
+helm.sh/chart: {{ include "volguard.chart" . }}
+{{ include "volguard.selectorLabels" . }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: admission-webhook
+{{- end }}
+
+{{/*
+Selector labels (stable across upgrades).
+*/}}
+{{- define "volguard.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "volguard.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount to use.
+*/}}
+{{- define "volguard.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "volguard.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the policy ConfigMap.
+*/}}
+{{- define "volguard.policyConfigMapName" -}}
+{{- printf "%s-policy" (include "volguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Name of the Secret holding the serving certificate (tls.crt, tls.key).
+*/}}
+{{- define "volguard.tlsSecretName" -}}
+{{- if eq .Values.certs.mode "existingSecret" }}
+{{- required "certs.existingSecret is required when certs.mode=existingSecret: the name of a kubernetes.io/tls Secret in the release namespace" .Values.certs.existingSecret }}
+{{- else }}
+{{- printf "%s-tls" (include "volguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the cert-manager serving Certificate (certManager mode).
+*/}}
+{{- define "volguard.certificateName" -}}
+{{- printf "%s-tls" (include "volguard.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+DNS names the serving certificate must cover.
+*/}}
+{{- define "volguard.dnsNames" -}}
+{{- $svc := include "volguard.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- list (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- end }}
+
+{{/*
+host:port for a listen flag; IPv6 addresses get brackets.
+*/}}
+{{- define "volguard.listenAddr" -}}
+{{- $host := index . 0 -}}
+{{- $port := index . 1 -}}
+{{- if contains ":" $host -}}
+[{{ $host }}]:{{ $port }}
+{{- else -}}
+{{ $host }}:{{ $port }}
+{{- end -}}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: explicit (must exceed drain delay + shutdown
+timeout) or derived from them.
+*/}}
+{{- define "volguard.terminationGracePeriodSeconds" -}}
+{{- $min := add (int .Values.server.drainDelaySeconds) (int .Values.server.shutdownTimeoutSeconds) -}}
+{{- if kindIs "invalid" .Values.terminationGracePeriodSeconds -}}
+{{- add $min 5 -}}
+{{- else -}}
+{{- $v := int .Values.terminationGracePeriodSeconds -}}
+{{- if le $v (int $min) -}}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than server.drainDelaySeconds + server.shutdownTimeoutSeconds (%d), or the kubelet kills the pod before it has drained" $v (int $min)) -}}
+{{- end -}}
+{{- $v -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Validate values combinations that the JSON schema cannot express clearly.
+*/}}
+{{- define "volguard.validate" -}}
+{{- if and .Values.pdb.enabled (not (kindIs "invalid" .Values.pdb.minAvailable)) (not (kindIs "invalid" .Values.pdb.maxUnavailable)) }}
+{{- fail "pdb.minAvailable and pdb.maxUnavailable are mutually exclusive: set one of them to null (e.g. --set pdb.minAvailable=null)" }}
+{{- end }}
+{{- if eq .Values.certs.mode "existingSecret" }}
+{{- if not .Values.certs.existingSecret }}
+{{- fail "certs.mode=existingSecret needs certs.existingSecret: the name of a kubernetes.io/tls Secret in the release namespace" }}
+{{- end }}
+{{- if not .Values.certs.caBundle }}
+{{- fail "certs.mode=existingSecret needs certs.caBundle: the base64-encoded PEM of the CA that signed the serving certificate (`volguard certs` prints it)" }}
+{{- end }}
+{{- if not (contains "-----BEGIN CERTIFICATE-----" (b64dec .Values.certs.caBundle)) }}
+{{- fail "certs.caBundle must be the base64 encoding of a PEM CA certificate (e.g. `base64 -w0 ca.crt`), not the PEM itself" }}
+{{- end }}
+{{- end }}
+{{- end }}
