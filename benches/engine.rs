@@ -1,9 +1,9 @@
 //! Engine time per object: `evaluate()` on a small Pod and on a Pod with 50 containers and
 //! 100 volumes, plus decoding of the same objects from JSON (what the webhook pays first).
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use volguard::{evaluate, Object, Operation, Policy, Request};
+use volguard::{Object, Operation, Policy, Request, evaluate};
 
 fn small_pod() -> String {
     r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"default"},
@@ -57,12 +57,22 @@ fn bench(c: &mut Criterion) {
         };
         // Make sure the bench measures real work: the large Pod has findings to sort and format.
         let v = evaluate(&policy, &req);
-        eprintln!("{name}: {} bytes, {} findings, allowed={}", json.len(), v.findings.len(), v.allowed);
-        c.bench_function(&format!("evaluate/{name}"), |b| b.iter(|| evaluate(&policy, black_box(&req))));
+        eprintln!(
+            "{name}: {} bytes, {} findings, allowed={}",
+            json.len(),
+            v.findings.len(),
+            v.allowed
+        );
+        c.bench_function(&format!("evaluate/{name}"), |b| {
+            b.iter(|| evaluate(&policy, black_box(&req)))
+        });
         c.bench_function(&format!("decode+evaluate/{name}"), |b| {
             b.iter(|| {
                 let obj: Object = serde_json::from_str(black_box(&json)).unwrap();
-                let req = Request { object: &obj, ..req };
+                let req = Request {
+                    object: &obj,
+                    ..req
+                };
                 evaluate(&policy, &req).allowed
             })
         });

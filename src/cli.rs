@@ -36,6 +36,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTPS admission webhook.
+    #[command(args_override_self = true)]
     Serve(serve::ServeArgs),
     /// Check manifests offline with the same engine (exit 0 ok, 1 denied, 2 error).
     Check {

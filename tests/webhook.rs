@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 fn policy_server(policy: &str) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -29,8 +29,20 @@ async fn deny_warn_audit_over_http1_and_http2() {
     let server = Server::start(&[]);
     for version in [Version::Http1, Version::Http2] {
         let client = server.client(version);
-        let r = client.review(&pod_review("uid-deny", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await;
-        let want_alpn: &[u8] = if version == Version::Http1 { b"http/1.1" } else { b"h2" };
+        let r = client
+            .review(&pod_review(
+                "uid-deny",
+                "CREATE",
+                "default",
+                seed_pod("default", json!({})),
+                Value::Null,
+            ))
+            .await;
+        let want_alpn: &[u8] = if version == Version::Http1 {
+            b"http/1.1"
+        } else {
+            b"h2"
+        };
         assert_eq!(r.alpn.as_deref(), Some(want_alpn));
         let resp = response(&r);
         assert_eq!(resp["uid"], "uid-deny");
@@ -43,7 +55,13 @@ async fn deny_warn_audit_over_http1_and_http2() {
         );
         // Fixed: allowed, nothing to say (the projected token volume is mounted, so not unused).
         let ok = client
-            .review(&pod_review("uid-ok", "CREATE", "default", seed_pod("default", json!({"sizeLimit": "500Mi"})), Value::Null))
+            .review(&pod_review(
+                "uid-ok",
+                "CREATE",
+                "default",
+                seed_pod("default", json!({"sizeLimit": "500Mi"})),
+                Value::Null,
+            ))
             .await;
         let resp = response(&ok);
         assert_eq!(resp["uid"], "uid-ok");
@@ -53,45 +71,117 @@ async fn deny_warn_audit_over_http1_and_http2() {
 
     // warn mode: allowed with one warning per violation
     let (warn, _d) = policy_server("mode: warn\n");
-    let resp = response(&warn.client(Version::Http1).review(&pod_review("u", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await);
+    let resp = response(
+        &warn
+            .client(Version::Http1)
+            .review(&pod_review(
+                "u",
+                "CREATE",
+                "default",
+                seed_pod("default", json!({})),
+                Value::Null,
+            ))
+            .await,
+    );
     assert_eq!(resp["allowed"], true);
     let warnings = resp["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1);
-    assert!(warnings[0].as_str().unwrap().starts_with("[emptydir-size-limit-required] spec.volumes[0].emptyDir:"));
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .starts_with("[emptydir-size-limit-required] spec.volumes[0].emptyDir:")
+    );
     assert!(warnings[0].as_str().unwrap().len() < 256);
 
     // audit mode: allowed, audit annotation, no warnings
     let (audit, _d2) = policy_server("mode: audit\n");
-    let resp = response(&audit.client(Version::Http2).review(&pod_review("u", "CREATE", "default", seed_pod("default", json!({})), Value::Null)).await);
+    let resp = response(
+        &audit
+            .client(Version::Http2)
+            .review(&pod_review(
+                "u",
+                "CREATE",
+                "default",
+                seed_pod("default", json!({})),
+                Value::Null,
+            ))
+            .await,
+    );
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
-    assert_eq!(resp["auditAnnotations"]["violations"], "[emptydir-size-limit-required] spec.volumes[0].emptyDir");
+    assert_eq!(
+        resp["auditAnnotations"]["violations"],
+        "[emptydir-size-limit-required] spec.volumes[0].emptyDir"
+    );
     let m = audit.metrics();
-    assert!(m.contains(r#"volguard_admission_requests_total{kind="Pod",operation="CREATE",verdict="audit"} 1"#), "{m}");
-    assert!(m.contains(r#"volguard_violations_total{rule="emptydir-size-limit-required",action="audit"} 1"#), "{m}");
+    assert!(
+        m.contains(
+            r#"volguard_admission_requests_total{kind="Pod",operation="CREATE",verdict="audit"} 1"#
+        ),
+        "{m}"
+    );
+    assert!(
+        m.contains(
+            r#"volguard_violations_total{rule="emptydir-size-limit-required",action="audit"} 1"#
+        ),
+        "{m}"
+    );
 }
 
 #[tokio::test]
 async fn exempt_namespace_non_pod_kinds_delete_and_dry_run() {
     let server = Server::start(&[]);
     let c = server.client(Version::Http1);
-    let resp = response(&c.review(&pod_review("u1", "CREATE", "kube-system", seed_pod("kube-system", json!({})), Value::Null)).await);
+    let resp = response(
+        &c.review(&pod_review(
+            "u1",
+            "CREATE",
+            "kube-system",
+            seed_pod("kube-system", json!({})),
+            Value::Null,
+        ))
+        .await,
+    );
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
 
     let svc = json!({"kind": "Service", "apiVersion": "v1", "metadata": {"name": "s", "namespace": "default"},
                      "spec": {"ports": [{"port": 80}]}});
-    let resp = response(&c.review(&review("u2", ("", "v1", "Service"), "CREATE", "default", svc, Value::Null)).await);
+    let resp = response(
+        &c.review(&review(
+            "u2",
+            ("", "v1", "Service"),
+            "CREATE",
+            "default",
+            svc,
+            Value::Null,
+        ))
+        .await,
+    );
     assert_eq!(resp["allowed"], true);
     assert_eq!(resp["uid"], "u2");
 
     // DELETE carries the old object only; allowed at once.
-    let del = review("u3", ("", "v1", "Pod"), "DELETE", "default", Value::Null, seed_pod("default", json!({})));
+    let del = review(
+        "u3",
+        ("", "v1", "Pod"),
+        "DELETE",
+        "default",
+        Value::Null,
+        seed_pod("default", json!({})),
+    );
     let resp = response(&c.review(&del).await);
     assert_eq!(resp["allowed"], true);
 
     // dryRun is answered exactly the same way.
-    let mut dry = pod_review("u4", "CREATE", "default", seed_pod("default", json!({})), Value::Null);
+    let mut dry = pod_review(
+        "u4",
+        "CREATE",
+        "default",
+        seed_pod("default", json!({})),
+        Value::Null,
+    );
     dry["request"]["dryRun"] = json!(true);
     let resp = response(&c.review(&dry).await);
     assert_eq!(resp["allowed"], false);
@@ -108,24 +198,69 @@ async fn workloads_are_judged_at_their_template_paths() {
         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "scratch"}},
                  "template": {"metadata": {"labels": {"app": "scratch"}}, "spec": pod["spec"].clone()}}
     });
-    let resp = response(&c.review(&review("d1", ("apps", "v1", "Deployment"), "CREATE", "default", deployment.clone(), Value::Null)).await);
+    let resp = response(
+        &c.review(&review(
+            "d1",
+            ("apps", "v1", "Deployment"),
+            "CREATE",
+            "default",
+            deployment.clone(),
+            Value::Null,
+        ))
+        .await,
+    );
     assert_eq!(resp["allowed"], false);
-    assert!(resp["status"]["message"].as_str().unwrap().contains("spec.template.spec.volumes[0].emptyDir"));
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.template.spec.volumes[0].emptyDir")
+    );
 
     let cron = json!({
         "apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "c", "namespace": "default"},
         "spec": {"schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": pod["spec"].clone()}}}}
     });
-    let resp = response(&c.review(&review("c1", ("batch", "v1", "CronJob"), "CREATE", "default", cron, Value::Null)).await);
-    assert!(resp["status"]["message"].as_str().unwrap().contains("spec.jobTemplate.spec.template.spec.volumes[0].emptyDir"));
+    let resp = response(
+        &c.review(&review(
+            "c1",
+            ("batch", "v1", "CronJob"),
+            "CREATE",
+            "default",
+            cron,
+            Value::Null,
+        ))
+        .await,
+    );
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("spec.jobTemplate.spec.template.spec.volumes[0].emptyDir")
+    );
 
     // A scale (replicas edit) of a Deployment created before the policy goes through, with a warning.
     let mut scaled = deployment.clone();
     scaled["spec"]["replicas"] = json!(5);
-    let resp = response(&c.review(&review("d2", ("apps", "v1", "Deployment"), "UPDATE", "default", scaled, deployment)).await);
+    let resp = response(
+        &c.review(&review(
+            "d2",
+            ("apps", "v1", "Deployment"),
+            "UPDATE",
+            "default",
+            scaled,
+            deployment,
+        ))
+        .await,
+    );
     assert_eq!(resp["allowed"], true, "{resp}");
     let w = resp["warnings"].as_array().unwrap();
-    assert!(w[0].as_str().unwrap().contains("(present before this update)"), "{w:?}");
+    assert!(
+        w[0].as_str()
+            .unwrap()
+            .contains("(present before this update)"),
+        "{w:?}"
+    );
 }
 
 #[tokio::test]
@@ -135,16 +270,31 @@ async fn update_only_new_violations_deny() {
     let old = seed_pod("default", json!({}));
     let mut relabelled = old.clone();
     relabelled["metadata"]["labels"]["tier"] = json!("web");
-    let resp = response(&c.review(&pod_review("u1", "UPDATE", "default", relabelled, old.clone())).await);
+    let resp = response(
+        &c.review(&pod_review(
+            "u1",
+            "UPDATE",
+            "default",
+            relabelled,
+            old.clone(),
+        ))
+        .await,
+    );
     assert_eq!(resp["allowed"], true);
     assert_eq!(resp["warnings"].as_array().unwrap().len(), 1);
 
     let mut worse = old.clone();
     worse["spec"]["containers"][0]["volumeMounts"][0]["mountPath"] = json!("/etc");
-    let resp = response(&c.review(&pod_review("u2", "UPDATE", "default", worse, old)).await);
+    let resp = response(
+        &c.review(&pod_review("u2", "UPDATE", "default", worse, old))
+            .await,
+    );
     assert_eq!(resp["allowed"], false);
     let msg = resp["status"]["message"].as_str().unwrap();
-    assert!(msg.starts_with("[mount-path-reserved] spec.containers[0].volumeMounts[0]:"), "{msg}");
+    assert!(
+        msg.starts_with("[mount-path-reserved] spec.containers[0].volumeMounts[0]:"),
+        "{msg}"
+    );
     assert!(!msg.contains("emptydir-size-limit-required"), "{msg}");
 }
 
@@ -164,10 +314,12 @@ async fn ephemeral_containers_subresource() {
     r["request"]["requestSubResource"] = json!("ephemeralcontainers");
     let resp = response(&c.review(&r).await);
     assert_eq!(resp["allowed"], false);
-    assert!(resp["status"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("[mount-volume-exists] spec.ephemeralContainers[0].volumeMounts[0]:"));
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[mount-volume-exists] spec.ephemeralContainers[0].volumeMounts[0]:")
+    );
     // Other subresources (status) are not judged.
     let mut s = pod_review("e2", "UPDATE", "default", new, old);
     s["request"]["subResource"] = json!("status");
@@ -178,7 +330,13 @@ async fn good_request_still_works(server: &Server) {
     for v in [Version::Http1, Version::Http2] {
         let r = server
             .client(v)
-            .review(&pod_review("after", "CREATE", "default", seed_pod("default", json!({})), Value::Null))
+            .review(&pod_review(
+                "after",
+                "CREATE",
+                "default",
+                seed_pod("default", json!({})),
+                Value::Null,
+            ))
             .await;
         let resp = response(&r);
         assert_eq!(resp["uid"], "after");
@@ -197,22 +355,51 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
     assert!(r.text().contains("is not valid JSON"), "{}", r.text());
     good_request_still_works(&server).await;
 
-    let r = c2.send("POST", "/validate", r#"{"apiVersion":"v1","kind":"Pod"}"#).await;
+    let r = c2
+        .send("POST", "/validate", r#"{"apiVersion":"v1","kind":"Pod"}"#)
+        .await;
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("not an admission.k8s.io/v1 AdmissionReview"), "{}", r.text());
+    assert!(
+        r.text()
+            .contains("not an admission.k8s.io/v1 AdmissionReview"),
+        "{}",
+        r.text()
+    );
     good_request_still_works(&server).await;
 
-    let r = c1.send("POST", "/validate", r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#).await;
+    let r = c1
+        .send(
+            "POST",
+            "/validate",
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":5}}"#,
+        )
+        .await;
     assert_eq!(r.status, 400);
-    assert!(r.text().contains("is not a valid AdmissionReview"), "{}", r.text());
+    assert!(
+        r.text().contains("is not a valid AdmissionReview"),
+        "{}",
+        r.text()
+    );
     good_request_still_works(&server).await;
 
-    let r = c1.send("POST", "/validate", r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#).await;
+    let r = c1
+        .send(
+            "POST",
+            "/validate",
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+        )
+        .await;
     assert_eq!(r.status, 400);
     assert!(r.text().contains("no request"), "{}", r.text());
 
     // Over the limit, declared by Content-Length (HTTP/1.1) and streamed (HTTP/2).
-    let mut big = pod_review("big", "CREATE", "default", seed_pod("default", json!({})), Value::Null);
+    let mut big = pod_review(
+        "big",
+        "CREATE",
+        "default",
+        seed_pod("default", json!({})),
+        Value::Null,
+    );
     big["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(100_000)});
     let body = serde_json::to_vec(&big).unwrap();
     for c in [&c1, &c2] {
@@ -257,22 +444,36 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
         let mut tls = tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
-            .connect(rustls::pki_types::ServerName::try_from("localhost").unwrap(), tcp)
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+                tcp,
+            )
             .await
             .unwrap();
-        tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ").await.unwrap();
+        tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
+            .await
+            .unwrap();
         let start = std::time::Instant::now();
         let mut buf = Vec::new();
         let read = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "connection still open after 10 s");
         let elapsed = start.elapsed();
-        assert!(elapsed < Duration::from_secs(5), "cut off after {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "cut off after {elapsed:?}"
+        );
     }
     good_request_still_works(&server).await;
 
     let m = server.metrics();
-    assert!(m.contains(r#"volguard_bad_requests_total{reason="malformed_json"} 2"#), "{m}");
-    assert!(m.contains(r#"volguard_bad_requests_total{reason="too_large"} 2"#), "{m}");
+    assert!(
+        m.contains(r#"volguard_bad_requests_total{reason="malformed_json"} 2"#),
+        "{m}"
+    );
+    assert!(
+        m.contains(r#"volguard_bad_requests_total{reason="too_large"} 2"#),
+        "{m}"
+    );
 }
 
 #[tokio::test]
@@ -300,20 +501,40 @@ fn invalid_policy_or_certificate_at_start_fails_before_listening() {
     std::fs::write(&policy, "rules:\n  no-such-rule: {}\n").unwrap();
     let port = free_port().to_string();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .args(["--dev-cert-dir", dir.path().join("dev").to_str().unwrap()])
         .args(["--policy-file", policy.to_str().unwrap()])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("p.yaml: rules.no-such-rule: unknown rule (known: mount-volume-exists"), "{err}");
+    assert!(
+        err.contains("p.yaml: rules.no-such-rule: unknown rule (known: mount-volume-exists"),
+        "{err}"
+    );
 
     let bad = dir.path().join("bad.crt");
     std::fs::write(&bad, "not a certificate").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
-        .args(["--tls-cert", bad.to_str().unwrap(), "--tls-key", bad.to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--tls-cert",
+            bad.to_str().unwrap(),
+            "--tls-key",
+            bad.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -14,12 +14,16 @@ use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `volguard serve`; killed on drop.
@@ -43,7 +47,12 @@ impl Server {
         let dev = dir.path().join("dev");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_volguard"));
         cmd.arg("serve")
-            .args(["--listen", &addr.to_string(), "--admin-listen", &admin.to_string()])
+            .args([
+                "--listen",
+                &addr.to_string(),
+                "--admin-listen",
+                &admin.to_string(),
+            ])
             .args(["--dev-cert-dir", dev.to_str().unwrap()])
             .args(["--drain-delay", "0", "--reload-interval", "0.2"])
             .args(extra)
@@ -69,7 +78,13 @@ impl Server {
             if let Ok(Some(status)) = server.child.try_wait() {
                 let mut err = String::new();
                 use std::io::Read;
-                server.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                server
+                    .child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
                 panic!("volguard exited early with {status}: {err}");
             }
             if let Some((200, _)) = admin_get(admin, path) {
@@ -80,7 +95,9 @@ impl Server {
         }
         let uses_dev = !extra.contains(&"--tls-cert");
         if uses_dev {
-            server.ca_pems.push(std::fs::read_to_string(dev.join("ca.crt")).unwrap());
+            server
+                .ca_pems
+                .push(std::fs::read_to_string(dev.join("ca.crt")).unwrap());
         }
         server
     }
@@ -110,7 +127,10 @@ impl Server {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "volguard did not exit after SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "volguard did not exit after SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -137,11 +157,18 @@ pub fn admin_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).ok()?;
     let status: u16 = buf.split_whitespace().nth(1)?.parse().ok()?;
-    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     Some((status, body))
 }
 
@@ -162,7 +189,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -216,11 +244,16 @@ impl Client {
             .await?;
         let (_, session) = tls.get_ref();
         let negotiated = session.alpn_protocol().map(|p| p.to_vec());
-        let peer_cert = session.peer_certificates().map(|c| c[0].to_vec()).unwrap_or_default();
+        let peer_cert = session
+            .peer_certificates()
+            .map(|c| c[0].to_vec())
+            .unwrap_or_default();
         let io = TokioIo::new(tls);
         let sender = match self.version {
             Version::Http1 => {
-                let (s, conn) = hyper::client::conn::http1::handshake(io).await.map_err(std::io::Error::other)?;
+                let (s, conn) = hyper::client::conn::http1::handshake(io)
+                    .await
+                    .map_err(std::io::Error::other)?;
                 tokio::spawn(conn);
                 Sender::H1(s)
             }
@@ -246,12 +279,22 @@ impl Client {
     }
 
     pub async fn review(&self, review: &Value) -> Reply {
-        self.send("POST", "/validate?timeout=10s", serde_json::to_vec(review).unwrap()).await
+        self.send(
+            "POST",
+            "/validate?timeout=10s",
+            serde_json::to_vec(review).unwrap(),
+        )
+        .await
     }
 }
 
 impl Conn {
-    pub async fn send(&mut self, method: &str, path: &str, body: impl Into<Bytes>) -> Result<Reply, hyper::Error> {
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: impl Into<Bytes>,
+    ) -> Result<Reply, hyper::Error> {
         let req = Request::builder()
             .method(method)
             .uri(path)
@@ -326,7 +369,14 @@ pub fn seed_pod(namespace: &str, empty_dir: Value) -> Value {
 }
 
 /// Wraps an object in an AdmissionReview request.
-pub fn review(uid: &str, gvk: (&str, &str, &str), operation: &str, namespace: &str, object: Value, old: Value) -> Value {
+pub fn review(
+    uid: &str,
+    gvk: (&str, &str, &str),
+    operation: &str,
+    namespace: &str,
+    object: Value,
+    old: Value,
+) -> Value {
     let (group, version, kind) = gvk;
     let resource = format!("{}s", kind.to_lowercase());
     let name = object["metadata"]["name"].clone();

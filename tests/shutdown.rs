@@ -1,0 +1,71 @@
+//! Graceful shutdown: a request in flight at SIGTERM completes; the process exits 0.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+#[tokio::test]
+async fn request_in_flight_at_sigterm_completes() {
+    let mut server = Server::start(&["--drain-delay", "0.5", "--shutdown-timeout", "10"]);
+    let body = serde_json::to_vec(&pod_review(
+        "inflight",
+        "CREATE",
+        "default",
+        seed_pod("default", json!({})),
+        Value::Null,
+    ))
+    .unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /validate?timeout=10s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    let half = body.len() / 2;
+    tls.write_all(&body[..half]).await.unwrap();
+    tls.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let pid = server.child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    // Past the drain delay: the server is now draining, our request still open.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "exited with a request in flight"
+    );
+
+    tls.write_all(&body[half..]).await.unwrap();
+    tls.flush().await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut response))
+        .await
+        .expect("response within 10 s")
+        .ok();
+    let text = String::from_utf8_lossy(&response);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    let json_body = text.split_once("\r\n\r\n").unwrap().1;
+    let v: Value =
+        serde_json::from_str(json_body.trim()).unwrap_or_else(|e| panic!("{e}: {json_body}"));
+    assert_eq!(v["response"]["uid"], "inflight");
+    assert_eq!(v["response"]["allowed"], false);
+
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    // Stopped: nothing listens any more.
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+}
