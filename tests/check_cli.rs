@@ -1,0 +1,219 @@
+//! `volguard check`, `policy`, `rules` and `certs` as a user runs them.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn volguard(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_volguard"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+const SEED: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: seed\nspec:\n  containers:\n  - name: writer\n    image: busybox\n    volumeMounts: [{name: temp-volume, mountPath: /temp}]\n  - name: reader\n    image: busybox\n    volumeMounts: [{name: temp-volume, mountPath: /storages/files}]\n  volumes:\n  - name: temp-volume\n    emptyDir: {}\n";
+
+#[test]
+fn seed_denied_then_allowed_from_stdin() {
+    let o = volguard(&["check", "-f", "-"], Some(SEED));
+    assert_eq!(o.status.code(), Some(1));
+    let text = stdout(&o);
+    assert!(text.starts_with("Pod/seed (<stdin>:1): denied\n"), "{text}");
+    assert!(text.contains("deny  [emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit"), "{text}");
+    let fixed = SEED.replace("emptyDir: {}", "emptyDir: {sizeLimit: 500Mi}");
+    let o = volguard(&["check", "-f", "-"], Some(&fixed));
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("1 objects checked: 0 denied, 0 allowed with findings, 1 clean"));
+}
+
+#[test]
+fn multi_document_helm_output_with_list_and_other_kinds() {
+    let stream = format!(
+        "---\n# Source: app/templates/svc.yaml\napiVersion: v1\nkind: Service\nmetadata: {{name: s}}\nspec: {{ports: [{{port: 80}}]}}\n---\n# Source: app/templates/pod.yaml\n{SEED}---\nkind: List\napiVersion: v1\nitems:\n- {{kind: Pod, apiVersion: v1, metadata: {{name: in-list}}, spec: {{containers: [{{name: c}}]}}}}\n"
+    );
+    let o = volguard(&["check", "-f", "-", "-o", "json"], Some(&stream));
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["seed", "in-list"]);
+    assert_eq!(v[0]["line"], 9);
+    assert_eq!(v[0]["namespace"], "default");
+    assert_eq!(
+        v[0]["violations"][0]["rule"],
+        "emptydir-size-limit-required"
+    );
+    assert_eq!(v[0]["violations"][0]["action"], "deny");
+    assert_eq!(v[0]["violations"][0]["path"], "spec.volumes[0].emptyDir");
+    assert_eq!(v[1]["allowed"], true);
+}
+
+#[test]
+fn directories_malformed_yaml_and_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("nested")).unwrap();
+    std::fs::write(dir.path().join("nested/pod.yml"), SEED).unwrap();
+    std::fs::write(
+        dir.path().join("broken.yaml"),
+        "kind: Pod\nmetadata:\n  name: [unclosed\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
+    let review = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/admission-review.json"
+    ))
+    .unwrap();
+    std::fs::write(dir.path().join("review.json"), review).unwrap();
+    let o = volguard(&["check", "-f", dir.path().to_str().unwrap()], None);
+    let text = stdout(&o);
+    // The malformed file is reported with file and line; the others are still checked.
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(text.contains("broken.yaml:4: malformed YAML"), "{text}");
+    assert!(text.contains("Pod/seed ("), "{text}");
+    assert!(text.contains("Pod/shared-scratch ("), "{text}");
+    assert!(text.contains("2 objects checked: 2 denied"), "{text}");
+
+    // A namespace given on the command line applies to objects without one.
+    let p = dir.path().join("nested/pod.yml");
+    let o = volguard(
+        &[
+            "check",
+            "-f",
+            p.to_str().unwrap(),
+            "--namespace",
+            "kube-system",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // Unreadable input and an invalid policy exit 2 with a precise message.
+    let o = volguard(&["check", "-f", "/nonexistent.yaml"], None);
+    assert_eq!(o.status.code(), Some(2));
+    let bad = dir.path().join("policy.yaml");
+    std::fs::write(&bad, "rules:\n  emptydir-size-limit-max: {maxDisk: lots}\n").unwrap();
+    let o = volguard(
+        &[
+            "check",
+            "-f",
+            p.to_str().unwrap(),
+            "--policy",
+            bad.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "policy.yaml: rules.emptydir-size-limit-max.maxDisk: \"lots\" is not a valid quantity"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn policy_with_mode_warn_allows_with_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("policy.yaml");
+    std::fs::write(&p, "mode: warn\n").unwrap();
+    let o = volguard(
+        &["check", "-f", "-", "--policy", p.to_str().unwrap()],
+        Some(SEED),
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert!(
+        stdout(&o).contains("allowed with findings\n  warn  [emptydir-size-limit-required]"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn policy_default_round_trips_and_validate_exit_codes() {
+    let o = volguard(&["policy", "default"], None);
+    assert_eq!(o.status.code(), Some(0));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("default.yaml");
+    std::fs::write(&p, &o.stdout).unwrap();
+    let v = volguard(&["policy", "validate", p.to_str().unwrap()], None);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stderr)
+    );
+    std::fs::write(&p, "rules:\n  no-such-rule: {action: deny}\n").unwrap();
+    let v = volguard(&["policy", "validate", p.to_str().unwrap()], None);
+    assert_eq!(v.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&v.stderr)
+            .contains("rules.no-such-rule: unknown rule (known: mount-volume-exists,")
+    );
+}
+
+#[test]
+fn rules_lists_the_catalogue() {
+    let o = volguard(&["rules", "-o", "json"], None);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 14);
+    let text = stdout(&volguard(&["rules"], None));
+    for r in volguard::RULES.iter() {
+        assert!(
+            text.contains(&format!("{}  (default: ", r.name)),
+            "{}",
+            r.name
+        );
+    }
+    assert!(text.contains("option maxDisk: default 10Gi"));
+}
+
+#[test]
+fn certs_writes_a_bundle_and_prints_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = volguard(
+        &[
+            "certs",
+            "--service",
+            "volguard",
+            "--namespace",
+            "ops",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let ca = std::fs::read_to_string(out.join("ca.crt")).unwrap();
+    use base64::Engine;
+    let printed = base64::engine::general_purpose::STANDARD
+        .decode(stdout(&o).trim())
+        .unwrap();
+    assert_eq!(printed, ca.as_bytes());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("volguard.ops.svc"));
+}
