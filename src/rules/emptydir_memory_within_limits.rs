@@ -34,7 +34,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::EmptydirMemoryWithinLimits,
                     path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
                     message: format!(
-                        "memory-backed emptyDirs add up to {sum} (through {}), above the Pod's memory limit {limit}; \
+                        "memory emptyDirs sum to {sum} (through {}), over the Pod's {limit} memory limit; \
                          lower sizeLimit or raise the limit",
                         q(&v.name)
                     ),

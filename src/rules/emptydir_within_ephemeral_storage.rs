@@ -21,8 +21,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             rule: RuleId::EmptydirWithinEphemeralStorage,
             path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
             message: format!(
-                "disk-backed emptyDirs add up to {sum} (through {}), above the Pod's ephemeral-storage limit {limit}: \
-                 the kubelet evicts the Pod before they fill; lower sizeLimit or raise the limit",
+                "disk emptyDirs sum to {sum} (through {}), over the Pod's {limit} ephemeral-storage limit, \
+                 so it is evicted first; lower sizeLimit or raise the limit",
                 q(&v.name)
             ),
         });

@@ -11,8 +11,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountPathAbsolute,
                     path: c.mount_path(ctx.prefix, j),
                     message: format!(
-                        "container {} mounts volume {} at relative path {}, which the kubelet \
-                         mounts at {}; write the absolute path",
+                        "container {} mounts {} at relative path {}, which the kubelet mounts at {}; write it absolute",
                         q(&c.c.name),
                         q(&m.name),
                         q(&m.mount_path),

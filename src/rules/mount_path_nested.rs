@@ -19,8 +19,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountPathNested,
                     path: c.mount_path(ctx.prefix, j),
                     message: format!(
-                        "container {} mounts volume {} at {}, inside the mount of volume {} at {}; \
-                         mount it outside the other volume",
+                        "container {} mounts {} at {}, inside the mount of {} at {}; move it out",
                         q(&c.c.name),
                         q(&c.c.volume_mounts[j].name),
                         q(inner),

@@ -11,8 +11,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
                     rule: RuleId::MountPathReserved,
                     path: c.mount_path(ctx.prefix, j),
                     message: format!(
-                        "container {} mounts volume {} at {}, a reserved path (matches {}); \
-                         mount it elsewhere",
+                        "container {} mounts {} at {}, a reserved path ({}); mount it elsewhere",
                         q(&c.c.name),
                         q(&c.c.volume_mounts[j].name),
                         q(p),

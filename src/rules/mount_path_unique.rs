@@ -18,8 +18,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountPathUnique,
                     path: c.mount_path(ctx.prefix, j),
                     message: format!(
-                        "container {} mounts volume {} at {}, the same path as {first}; \
-                         give each mount its own path",
+                        "container {} mounts {} at {}, already used by {first}; use distinct paths",
                         q(&c.c.name),
                         q(&m.name),
                         q(p)
@@ -41,8 +40,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountPathUnique,
                     path: c.device_path(ctx.prefix, j),
                     message: format!(
-                        "container {} uses volume {} as device {}, the same path as {first}; \
-                         give each mount and device its own path",
+                        "container {} uses {} as device {}, already used by {first}; use distinct paths",
                         q(&c.c.name),
                         q(&d.name),
                         q(p)

@@ -12,11 +12,9 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountVolumeExists,
                     path: c.mount_path(ctx.prefix, j),
                     message: format!(
-                        "container {} mounts volume {} at {}, but no volume has that name; \
-                         add it to volumes or fix the name",
+                        "container {} mounts {}, which is not a volume of the Pod; add the volume or fix the name",
                         q(&c.c.name),
-                        q(&m.name),
-                        q(&m.mount_path)
+                        q(&m.name)
                     ),
                 });
             }
@@ -27,8 +25,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                     rule: RuleId::MountVolumeExists,
                     path: c.device_path(ctx.prefix, j),
                     message: format!(
-                        "container {} uses volume {} as a device, but no volume has that name; \
-                         add it to volumes or fix the name",
+                        "container {} uses device {}, which is not a volume of the Pod; add the volume or fix the name",
                         q(&c.c.name),
                         q(&d.name)
                     ),
