@@ -541,3 +541,43 @@ fn invalid_policy_or_certificate_at_start_fails_before_listening() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.crt: no PEM certificate found"), "{err}");
 }
+
+#[tokio::test]
+async fn client_ca_requires_a_client_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (ca, cert, key) = client_identity();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_path = dir.path().join("client-ca.crt");
+    std::fs::write(&ca_path, &ca).unwrap();
+    let server = Server::start(&["--client-ca", ca_path.to_str().unwrap()]);
+    let name = || rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let request = b"GET /livez HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+
+    // Without a certificate the server refuses the handshake.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let refused = match tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
+        .connect(name(), tcp)
+        .await
+    {
+        Err(_) => true,
+        Ok(mut tls) => {
+            // TLS 1.3: the client learns of the rejection on its first read.
+            let _ = tls.write_all(request).await;
+            let mut buf = Vec::new();
+            tls.read_to_end(&mut buf).await.is_err() || buf.is_empty()
+        }
+    };
+    assert!(refused, "a client without a certificate was served");
+
+    // With one signed by the client CA it is served.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = tls_connector_with_identity(&server.ca_pems, &cert, &key)
+        .connect(name(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(request).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tls.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
