@@ -27,10 +27,14 @@ fn large_pod() -> String {
         .collect();
     let containers: Vec<String> = (0..50)
         .map(|c| {
-            let mounts: Vec<String> = [(2 * c) % 100, (2 * c + 1) % 100]
+            let mut mounts: Vec<String> = [(2 * c) % 100, (2 * c + 1) % 100]
                 .iter()
                 .map(|v| format!(r#"{{"name":"v{v}","mountPath":"/data/{c}/v{v}","readOnly":true}}"#))
                 .collect();
+            // A few mistakes so findings are built, sorted and formatted too.
+            if c % 10 == 0 {
+                mounts.push(format!(r#"{{"name":"missing{c}","mountPath":"cache/{c}"}}"#));
+            }
             format!(
                 r#"{{"name":"c{c}","image":"app:{c}","volumeMounts":[{}],"resources":{{"limits":{{"memory":"512Mi","ephemeral-storage":"10Gi"}}}}}}"#,
                 mounts.join(",")
@@ -55,7 +59,7 @@ fn bench(c: &mut Criterion) {
             object: &obj,
             old_object: None,
         };
-        // Make sure the bench measures real work: the large Pod has findings to sort and format.
+        // The large Pod has findings (missing volumes, relative paths) to sort and format.
         let v = evaluate(&policy, &req);
         eprintln!(
             "{name}: {} bytes, {} findings, allowed={}",

@@ -27,8 +27,48 @@ pub enum QuantityError {
 impl Quantity {
     pub const ZERO: Quantity = Quantity(Decimal::ZERO);
 
-    /// Parses a quantity string with `kube_quantity` and reduces it to exact base units.
+    /// Parses a quantity and reduces it to exact base units.
+    ///
+    /// The common shape, an integer with an optional unit suffix (`500Mi`, `10G`, `1024`), is
+    /// read directly; everything else (fractions, exponents, milli-units, signs) goes through
+    /// `kube_quantity`. A test checks both paths agree on every integer-with-suffix form.
     pub fn parse(s: &str) -> Result<Self, QuantityError> {
+        match Self::parse_plain_integer(s) {
+            Some(q) => Ok(q),
+            None => Self::parse_with_kube_quantity(s),
+        }
+    }
+
+    /// `<digits><suffix>` with at most 18 digits, else `None`.
+    fn parse_plain_integer(s: &str) -> Option<Self> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 18 {
+            return None;
+        }
+        let value: u64 = s[..digits].parse().ok()?;
+        let factor: u64 = match &s[digits..] {
+            "" => 1,
+            "k" => 1_000,
+            "M" => 1_000_000,
+            "G" => 1_000_000_000,
+            "T" => 1_000_000_000_000,
+            "P" => 1_000_000_000_000_000,
+            "E" => 1_000_000_000_000_000_000,
+            "Ki" => 1 << 10,
+            "Mi" => 1 << 20,
+            "Gi" => 1 << 30,
+            "Ti" => 1 << 40,
+            "Pi" => 1 << 50,
+            "Ei" => 1 << 60,
+            _ => return None,
+        };
+        Decimal::from(value)
+            .checked_mul(Decimal::from(factor))
+            .map(Quantity)
+    }
+
+    /// The general grammar, parsed by `kube_quantity`.
+    pub fn parse_with_kube_quantity(s: &str) -> Result<Self, QuantityError> {
         let trimmed = s.trim();
         if trimmed.is_empty() || trimmed.len() > 64 {
             return Err(QuantityError::Invalid(s.to_owned()));
@@ -198,6 +238,51 @@ mod tests {
         let big = Quantity::parse("70000000000Ei");
         if let Ok(b) = big {
             assert!(b.checked_add(b).is_none() || b.checked_add(b).unwrap() > b);
+        }
+    }
+
+    #[test]
+    fn fast_path_agrees_with_kube_quantity() {
+        let suffixes = [
+            "", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+        ];
+        let values = [
+            0u64,
+            1,
+            7,
+            10,
+            500,
+            1000,
+            1023,
+            1024,
+            10240,
+            65536,
+            999_999,
+            123_456_789,
+            10_000_000_000,
+        ];
+        for suffix in suffixes {
+            for v in values {
+                let s = format!("{v}{suffix}");
+                let fast = Quantity::parse_plain_integer(&s)
+                    .unwrap_or_else(|| panic!("{s} not on the fast path"));
+                assert_eq!(Ok(fast), Quantity::parse_with_kube_quantity(&s), "{s}");
+            }
+        }
+        for not_fast in [
+            "1.5Gi",
+            "1e3",
+            "-1",
+            "+1",
+            "100m",
+            " 1Gi",
+            "1Gb",
+            "1234567890123456789",
+        ] {
+            assert!(
+                Quantity::parse_plain_integer(not_fast).is_none(),
+                "{not_fast}"
+            );
         }
     }
 

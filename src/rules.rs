@@ -3,13 +3,14 @@
 //! Every rule is a pure function of the Pod view and its settings that appends violations,
 //! each with a stable rule ID and the field path inside the object the user wrote.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::model::{Container, EmptyDir, Medium, RawQuantity, ResourceList, Spec, Volume};
 use crate::paths;
 use crate::policy::{RuleConfig, RuleSet};
-use crate::quantity::Quantity;
+use crate::quantity::{Quantity, QuantityError};
 
 mod emptydir_ephemeral_storage_declared;
 mod emptydir_memory_within_limits;
@@ -312,6 +313,17 @@ pub struct PodCtx<'a> {
     pub containers: Vec<ContainerRef<'a>>,
     /// First index of each volume name.
     volume_index: HashMap<&'a str, usize>,
+    /// Parsed `emptyDir.sizeLimit` per volume (None: no emptyDir or no sizeLimit).
+    size_limits: Vec<Option<Result<Quantity, QuantityError>>>,
+    memory_limit: OnceCell<Result<Quantity, Vec<&'a str>>>,
+    ephemeral_limit: OnceCell<Result<Quantity, Vec<&'a str>>>,
+}
+
+/// The resources whose Pod-wide limit the emptyDir rules compare against.
+#[derive(Debug, Clone, Copy)]
+pub enum LimitKind {
+    Memory,
+    EphemeralStorage,
 }
 
 impl<'a> PodCtx<'a> {
@@ -340,12 +352,23 @@ impl<'a> PodCtx<'a> {
                 })
             })
             .collect();
+        let size_limits = spec
+            .volumes
+            .iter()
+            .map(|v| {
+                let raw = v.empty_dir.as_ref()?.size_limit.as_ref()?;
+                Some(Quantity::parse(&raw.0))
+            })
+            .collect();
         PodCtx {
             prefix,
             spec,
             claim_templates,
             containers,
             volume_index,
+            size_limits,
+            memory_limit: OnceCell::new(),
+            ephemeral_limit: OnceCell::new(),
         }
     }
 
@@ -383,10 +406,26 @@ impl<'a> PodCtx<'a> {
             .filter_map(|(i, v)| v.empty_dir.as_ref().map(|e| (i, v, e, e.medium())))
     }
 
+    /// The parsed sizeLimit of volume `i`: `None` when unset (or not an emptyDir).
+    pub fn size_limit(&self, i: usize) -> Option<&Result<Quantity, QuantityError>> {
+        self.size_limits.get(i).and_then(Option::as_ref)
+    }
+
     /// The Pod's limit for one resource: the pod-level limit if set, else the sum over the
     /// regular containers when every one of them sets it. `Err` lists the containers without
-    /// one (empty when there are no containers).
-    pub fn pod_limit(
+    /// one (empty when there are no containers). Computed once per evaluation.
+    pub fn pod_limit(&self, kind: LimitKind) -> &Result<Quantity, Vec<&'a str>> {
+        match kind {
+            LimitKind::Memory => self
+                .memory_limit
+                .get_or_init(|| self.compute_limit(|r| r.memory.as_ref())),
+            LimitKind::EphemeralStorage => self
+                .ephemeral_limit
+                .get_or_init(|| self.compute_limit(|r| r.ephemeral_storage.as_ref())),
+        }
+    }
+
+    fn compute_limit(
         &self,
         pick: fn(&ResourceList) -> Option<&RawQuantity>,
     ) -> Result<Quantity, Vec<&'a str>> {
@@ -417,22 +456,19 @@ impl<'a> PodCtx<'a> {
     }
 }
 
-/// Parses an emptyDir's sizeLimit: `None` when unset, `Some(Err)` when invalid.
-pub fn size_limit(e: &EmptyDir) -> Option<Result<Quantity, crate::quantity::QuantityError>> {
-    e.size_limit.as_ref().map(|raw| Quantity::parse(&raw.0))
-}
-
 /// The first emptyDir at which the running sum of valid, positive sizeLimits exceeds `limit`,
 /// with that sum.
 pub fn first_over<'v>(
+    ctx: &PodCtx<'_>,
     dirs: impl Iterator<Item = (usize, &'v Volume, &'v EmptyDir, Medium)>,
     limit: Quantity,
 ) -> Option<(usize, &'v Volume, Quantity)> {
     let mut sum = Quantity::ZERO;
-    for (i, v, e, _) in dirs {
-        if let Some(Ok(q)) = size_limit(e)
+    for (i, v, _, _) in dirs {
+        if let Some(Ok(q)) = ctx.size_limit(i)
             && q.is_positive()
         {
+            let q = *q;
             sum = sum.checked_add(q)?;
             if sum > limit {
                 return Some((i, v, sum));

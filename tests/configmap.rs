@@ -100,6 +100,12 @@ async fn send_event(api: &Api, kind: &str, object: Value) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(api.events.receiver_count() > 0, "volguard never watched");
+    // Keep the list consistent with the events, as the API server would after a re-list.
+    *api.current.lock().unwrap() = if kind == "DELETED" {
+        None
+    } else {
+        Some(object.clone())
+    };
     api.events
         .send(json!({"type": kind, "object": object}).to_string())
         .unwrap();
@@ -142,7 +148,7 @@ async fn configmap_load_update_invalid_delete() {
 
     send_event(&api, "MODIFIED", configmap("mode: audit\n", 2)).await;
     assert!(
-        eventually(Duration::from_secs(5), || async move {
+        eventually(Duration::from_secs(15), || async move {
             verdict(&c.review(s).await.json()) == "audit"
         })
         .await
@@ -156,7 +162,7 @@ async fn configmap_load_update_invalid_delete() {
     .await;
     let srv = &server;
     assert!(
-        eventually(Duration::from_secs(5), || async move {
+        eventually(Duration::from_secs(15), || async move {
             srv.metrics()
                 .contains(r#"volguard_policy_reloads_total{result="invalid"} 1"#)
         })
@@ -168,10 +174,9 @@ async fn configmap_load_update_invalid_delete() {
         "invalid update kept out"
     );
 
-    *api.current.lock().unwrap() = None;
     send_event(&api, "DELETED", configmap("mode: audit\n", 4)).await;
     assert!(
-        eventually(Duration::from_secs(5), || async move {
+        eventually(Duration::from_secs(15), || async move {
             verdict(&c.review(s).await.json()) == "deny"
         })
         .await

@@ -1,6 +1,6 @@
 //! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
 
-use super::{PodCtx, RuleId, Violation, first_over, name_list, q};
+use super::{LimitKind, PodCtx, RuleId, Violation, first_over, name_list, q};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
@@ -12,12 +12,12 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
     let Some(&(first, first_vol, _, _)) = memory.peek() else {
         return;
     };
-    match ctx.pod_limit(|r| r.memory.as_ref()) {
+    match ctx.pod_limit(LimitKind::Memory) {
         Err(missing) => {
             let who = if missing.is_empty() {
                 "the Pod has no containers with a memory limit".to_owned()
             } else {
-                format!("no memory limit on container {}", name_list(&missing))
+                format!("no memory limit on container {}", name_list(missing))
             };
             out.push(Violation {
                 rule: RuleId::EmptydirMemoryWithinLimits,
@@ -29,7 +29,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             });
         }
         Ok(limit) => {
-            if let Some((i, v, sum)) = first_over(memory, limit) {
+            if let Some((i, v, sum)) = first_over(ctx, memory, *limit) {
                 out.push(Violation {
                     rule: RuleId::EmptydirMemoryWithinLimits,
                     path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),

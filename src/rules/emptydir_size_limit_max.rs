@@ -1,12 +1,12 @@
 //! `emptydir-size-limit-max`: sizeLimits are valid, positive and within the maxima.
 
-use super::{PodCtx, RuleId, Violation, first_over, q, size_limit};
+use super::{PodCtx, RuleId, Violation, first_over, q};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
     for (i, v, e, medium) in ctx.empty_dirs() {
-        let Some(parsed) = size_limit(e) else {
+        let Some(parsed) = ctx.size_limit(i) else {
             continue;
         };
         let raw = e
@@ -31,7 +31,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
                 q(&v.name),
                 q(raw)
             ),
-            Ok(size) if size > max => format!(
+            Ok(size) if *size > max => format!(
                 "emptyDir {} has sizeLimit {}, above the {max} maximum for {what} emptyDirs; lower it to at most {max}",
                 q(&v.name),
                 q(raw)
@@ -48,7 +48,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
         let sized = ctx
             .empty_dirs()
             .filter(|(_, _, _, m)| *m != Medium::HugePages);
-        if let Some((i, v, sum)) = first_over(sized, total) {
+        if let Some((i, v, sum)) = first_over(ctx, sized, total) {
             out.push(Violation {
                 rule: RuleId::EmptydirSizeLimitMax,
                 path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),

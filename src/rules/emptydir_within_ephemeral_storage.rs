@@ -1,6 +1,6 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{PodCtx, RuleId, Violation, first_over, q};
+use super::{LimitKind, PodCtx, RuleId, Violation, first_over, q};
 use crate::model::Medium;
 use crate::policy::{RuleConfig, RuleSet};
 
@@ -13,10 +13,10 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
         return;
     }
     // Without a limit the kubelet does not evict on this basis: nothing to compare.
-    let Ok(limit) = ctx.pod_limit(|r| r.ephemeral_storage.as_ref()) else {
+    let Ok(limit) = ctx.pod_limit(LimitKind::EphemeralStorage) else {
         return;
     };
-    if let Some((i, v, sum)) = first_over(disk, limit) {
+    if let Some((i, v, sum)) = first_over(ctx, disk, *limit) {
         out.push(Violation {
             rule: RuleId::EmptydirWithinEphemeralStorage,
             path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
