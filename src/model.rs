@@ -5,6 +5,7 @@
 //! is what keeps a 6 KB AdmissionReview cheap to decode. The same types are used by the webhook
 //! and by `volguard check`, so both see exactly the same object.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Deserialize;
@@ -79,7 +80,7 @@ impl<'de> Deserialize<'de> for ExemptAnnotation {
 }
 
 /// A map key borrowed when the input allows it, owned when it has escapes.
-struct KeyStr<'a>(std::borrow::Cow<'a, str>);
+struct KeyStr<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for KeyStr<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -271,7 +272,8 @@ impl EmptyDir {
 pub struct Volume {
     pub name: String,
     /// The source key, e.g. `emptyDir`, `hostPath`; `None` when the volume has no source.
-    pub source: Option<String>,
+    /// Known keys are static strings (no allocation per volume).
+    pub source: Option<Cow<'static, str>>,
     pub empty_dir: Option<EmptyDir>,
     /// `readOnly: true` declared inside the source (PVC, CSI, NFS, ...).
     pub source_read_only: bool,
@@ -304,20 +306,20 @@ impl<'de> Deserialize<'de> for Volume {
                             let ed = map.next_value::<Option<EmptyDir>>()?;
                             if let Some(ed) = ed {
                                 vol.empty_dir = Some(ed);
-                                vol.source.get_or_insert_with(|| "emptyDir".to_owned());
+                                vol.source.get_or_insert(Cow::Borrowed("emptyDir"));
                             }
                         }
                         // Sources without a readOnly field, or whose content is not a map.
                         "configMap" | "secret" | "downwardAPI" | "projected" | "hostPath"
                         | "gitRepo" | "image" | "ephemeral" => {
                             if map.next_value::<Option<IgnoredAny>>()?.is_some() {
-                                vol.source.get_or_insert_with(|| key.into_owned());
+                                vol.source.get_or_insert_with(|| source_key(key));
                             }
                         }
                         _ => match map.next_value::<Option<ReadOnlyProbe>>() {
                             Ok(Some(p)) => {
                                 vol.source_read_only |= p.read_only.unwrap_or(false);
-                                vol.source.get_or_insert_with(|| key.into_owned());
+                                vol.source.get_or_insert_with(|| source_key(key));
                             }
                             Ok(None) => {}
                             Err(e) => return Err(e),
@@ -328,6 +330,14 @@ impl<'de> Deserialize<'de> for Volume {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+/// A volume source key as a static string when it is a known one.
+fn source_key(key: Cow<'_, str>) -> Cow<'static, str> {
+    match crate::policy::VOLUME_SOURCES.iter().find(|k| **k == key) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(key.into_owned()),
     }
 }
 

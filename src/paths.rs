@@ -1,11 +1,28 @@
 //! Mount path normalisation and reserved-path patterns.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Normalises a mount path the way the kubelet resolves it: a relative path is made absolute
 /// (the kubelet prefixes `/`), `.` segments and repeated or trailing `/` are dropped, and `..`
 /// is resolved lexically (clamped at `/`) so `/data/../etc` cannot sneak past a reserved path.
-pub fn normalize(path: &str) -> String {
+/// An already normal path (the usual case) is borrowed, not copied.
+pub fn normalize(path: &str) -> Cow<'_, str> {
+    let is_normal = path.starts_with('/')
+        && (path.len() == 1 || !path.ends_with('/'))
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.contains("/../")
+        && !path.ends_with("/.")
+        && !path.ends_with("/..");
+    if is_normal {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(normalize_slow(path))
+    }
+}
+
+fn normalize_slow(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for seg in path.split('/') {
         match seg {
@@ -58,7 +75,7 @@ impl PathPattern {
             return Err(PathPatternError(s.to_owned()));
         }
         Ok(PathPattern {
-            base: normalize(base),
+            base: normalize(base).into_owned(),
             recursive,
         })
     }
@@ -109,6 +126,7 @@ mod tests {
     #[case::empty("", "/")]
     fn normalizes(#[case] input: &str, #[case] want: &str) {
         assert_eq!(normalize(input), want);
+        assert_eq!(normalize_slow(input), want, "slow path");
     }
 
     #[rstest]

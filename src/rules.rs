@@ -3,6 +3,7 @@
 //! Every rule is a pure function of the Pod view and its settings that appends violations,
 //! each with a stable rule ID and the field path inside the object the user wrote.
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::fmt;
@@ -280,7 +281,7 @@ pub struct ContainerRef<'a> {
     pub index: usize,
     pub c: &'a Container,
     /// `paths::normalize` of each volumeMount's mountPath, in order.
-    pub mount_paths: Vec<String>,
+    pub mount_paths: Vec<Cow<'a, str>>,
 }
 
 impl ContainerRef<'_> {

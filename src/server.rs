@@ -276,20 +276,27 @@ async fn validate(
         Some(Skipped::ExemptNamespace) => "exempt",
         None => verdict.outcome(),
     };
+    // Label values are static strings: no allocation per request. Kinds we do not judge are
+    // counted as "other" so a client cannot grow the label set.
+    let kind_label = POD_KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .unwrap_or("other");
     st.metrics
         .requests
         .get_or_create(&RequestLabels {
-            kind: kind.to_owned(),
-            operation: operation.to_owned(),
-            verdict: outcome.to_owned(),
+            kind: kind_label,
+            operation,
+            verdict: outcome,
         })
         .inc();
     for f in &verdict.findings {
         st.metrics
             .violations
             .get_or_create(&ViolationLabels {
-                rule: f.rule.name().to_owned(),
-                action: f.action.as_str().to_owned(),
+                rule: f.rule.name(),
+                action: f.action.as_str(),
             })
             .inc();
     }

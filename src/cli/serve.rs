@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use super::LogFormat;
 use crate::certs;
@@ -235,10 +236,13 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     let admin_local = admin.local_addr().map_err(|e| e.to_string())?;
 
     let handle = axum_server::Handle::new();
-    let mut server =
-        axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(Arc::new(tls_config)))
-            .map_err(|e| e.to_string())?
-            .handle(handle.clone());
+    // TCP_NODELAY: without it small HTTP/2 frames wait for the peer's delayed ACK (~40 ms).
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls_config)))
+        .acceptor(NoDelayAcceptor::new());
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(|e| e.to_string())?
+        .acceptor(acceptor)
+        .handle(handle.clone());
     server
         .http_builder()
         .http1()

@@ -1,53 +1,55 @@
 //! `mount-path-unique`: within one container, no two mounts (or a mount and a device)
 //! resolve to the same path.
 
-use std::collections::HashMap;
-
 use super::{PodCtx, RuleId, Violation, q};
 use crate::paths;
 use crate::policy::{RuleConfig, RuleSet};
 
 pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+    // (normalised path, "volumeMounts" | "volumeDevices", index, volume name) already seen in
+    // this container; a linear scan beats hashing for the handful of mounts a container has.
     for c in &ctx.containers {
-        // normalised path -> (what first claimed it)
-        let mut seen: HashMap<&str, String> = HashMap::with_capacity(c.mount_paths.len());
-        for (j, p) in c.mount_paths.iter().enumerate() {
-            let m = &c.c.volume_mounts[j];
-            if let Some(first) = seen.get(p.as_str()) {
-                out.push(Violation {
-                    rule: RuleId::MountPathUnique,
-                    path: c.mount_path(ctx.prefix, j),
-                    message: format!(
-                        "container {} mounts {} at {}, already used by {first}; use distinct paths",
-                        q(&c.c.name),
-                        q(&m.name),
-                        q(p)
-                    ),
-                });
-            } else {
-                seen.insert(p, format!("volumeMounts[{j}] ({})", q(&m.name)));
-            }
-        }
-        let devices: Vec<String> =
+        let mut seen: Vec<(&str, &'static str, usize, &str)> = Vec::new();
+        let devices: Vec<_> =
             c.c.volume_devices
                 .iter()
                 .map(|d| paths::normalize(&d.device_path))
                 .collect();
-        for (j, p) in devices.iter().enumerate() {
-            let d = &c.c.volume_devices[j];
-            if let Some(first) = seen.get(p.as_str()) {
+        let mounts = c
+            .mount_paths
+            .iter()
+            .zip(&c.c.volume_mounts)
+            .map(|(p, m)| (p, "volumeMounts", m.name.as_str()));
+        let devs = devices
+            .iter()
+            .zip(&c.c.volume_devices)
+            .map(|(p, d)| (p, "volumeDevices", d.name.as_str()));
+        let mut index = [0usize, 0usize];
+        for (p, field, name) in mounts.chain(devs) {
+            let slot = usize::from(field == "volumeDevices");
+            let j = index[slot];
+            index[slot] += 1;
+            if let Some((_, first_field, first_j, first_name)) =
+                seen.iter().find(|s| s.0 == p.as_ref())
+            {
+                let (path, verb) = if slot == 0 {
+                    (c.mount_path(ctx.prefix, j), "mounts")
+                } else {
+                    (c.device_path(ctx.prefix, j), "uses as device")
+                };
                 out.push(Violation {
                     rule: RuleId::MountPathUnique,
-                    path: c.device_path(ctx.prefix, j),
+                    path,
                     message: format!(
-                        "container {} uses {} as device {}, already used by {first}; use distinct paths",
+                        "container {} {verb} {} at {}, already used by {first_field}[{first_j}] ({}); use distinct paths",
                         q(&c.c.name),
-                        q(&d.name),
-                        q(p)
+                        q(name),
+                        q(p),
+                        q(first_name)
                     ),
                 });
             } else {
-                seen.insert(p, format!("volumeDevices[{j}] ({})", q(&d.name)));
+                seen.push((p.as_ref(), field, j, name));
             }
         }
     }

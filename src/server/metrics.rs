@@ -9,25 +9,25 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
-    pub kind: String,
-    pub operation: String,
-    pub verdict: String,
+    pub kind: &'static str,
+    pub operation: &'static str,
+    pub verdict: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ViolationLabels {
-    pub rule: String,
-    pub action: String,
+    pub rule: &'static str,
+    pub action: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
-    pub result: String,
+    pub result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -139,27 +139,21 @@ impl Metrics {
         out
     }
 
-    pub fn bad_request(&self, reason: &str) {
+    pub fn bad_request(&self, reason: &'static str) {
         self.bad_requests
-            .get_or_create(&ReasonLabels {
-                reason: reason.to_owned(),
-            })
+            .get_or_create(&ReasonLabels { reason })
             .inc();
     }
 
-    pub fn reload(&self, result: &str) {
+    pub fn reload(&self, result: &'static str) {
         self.policy_reloads
-            .get_or_create(&ResultLabels {
-                result: result.to_owned(),
-            })
+            .get_or_create(&ResultLabels { result })
             .inc();
     }
 
-    pub fn cert_reload(&self, result: &str) {
+    pub fn cert_reload(&self, result: &'static str) {
         self.cert_reloads
-            .get_or_create(&ResultLabels {
-                result: result.to_owned(),
-            })
+            .get_or_create(&ResultLabels { result })
             .inc();
     }
 }
