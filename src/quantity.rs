@@ -67,68 +67,136 @@ impl Quantity {
             .map(Quantity)
     }
 
-    /// The general grammar, parsed by `kube_quantity`.
+    /// The general grammar: `kube_quantity` decides what is a valid quantity, and the value
+    /// is then computed exactly from the text with `rust_decimal` (kube_quantity goes through
+    /// `f64`, so `10737418240.0000001` would compare equal to `10Gi`).
     pub fn parse_with_kube_quantity(s: &str) -> Result<Self, QuantityError> {
+        let invalid = || QuantityError::Invalid(s.to_owned());
+        let overflow = || QuantityError::Overflow(s.to_owned());
         let trimmed = s.trim();
         if trimmed.is_empty() || trimmed.len() > 64 {
-            return Err(QuantityError::Invalid(s.to_owned()));
+            return Err(invalid());
         }
-        // kube_quantity reads the `E`/`Ei` (exa) suffixes as a dangling exponent; parse `<n>E`
-        // as `<n>P` (and `Ei` as `Pi`) and scale by 1000 (1024) below.
-        let number_before =
-            |n: &str| !n.is_empty() && n.ends_with(|c: char| c.is_ascii_digit() || c == '.');
-        let (text, exa) = if let Some(n) = trimmed.strip_suffix("Ei").filter(|n| number_before(n)) {
-            (format!("{n}Pi"), 1024u64)
-        } else if let Some(n) = trimmed.strip_suffix('E').filter(|n| number_before(n)) {
-            (format!("{n}P"), 1000u64)
-        } else {
-            (trimmed.to_owned(), 1)
-        };
-        let parsed = ParsedQuantity::try_from(text.as_str())
-            .map_err(|_| QuantityError::Invalid(s.to_owned()))?;
         // A bare suffix ("Gi") parses as zero in kube_quantity; Kubernetes rejects it.
         if !trimmed.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.')) {
-            return Err(QuantityError::Invalid(s.to_owned()));
+            return Err(invalid());
         }
-        // ParsedQuantity displays as "<exact decimal><suffix>"; read both parts back.
-        let shown = parsed.to_string();
-        let split = shown
-            .find(|c: char| !(c.is_ascii_digit() || matches!(c, '-' | '.')))
-            .unwrap_or(shown.len());
-        let (number, suffix) = shown.split_at(split);
-        let value = Decimal::from_str(number).map_err(|_| QuantityError::Invalid(s.to_owned()))?;
-        let overflow = || QuantityError::Overflow(s.to_owned());
-        let scaled = match suffix {
-            "" => Some(value),
-            "n" => value.checked_div(Decimal::from(1_000_000_000u64)),
-            "u" => value.checked_div(Decimal::from(1_000_000u64)),
-            "m" => value.checked_div(Decimal::from(1_000u64)),
-            "k" => value.checked_mul(Decimal::from(1_000u64)),
-            "M" => value.checked_mul(Decimal::from(1_000_000u64)),
-            "G" => value.checked_mul(Decimal::from(1_000_000_000u64)),
-            "T" => value.checked_mul(Decimal::from(1_000_000_000_000u64)),
-            "P" => value.checked_mul(Decimal::from(1_000_000_000_000_000u64)),
-            "E" => value.checked_mul(Decimal::from(1_000_000_000_000_000_000u64)),
-            "Ki" => value.checked_mul(Decimal::from(1u64 << 10)),
-            "Mi" => value.checked_mul(Decimal::from(1u64 << 20)),
-            "Gi" => value.checked_mul(Decimal::from(1u64 << 30)),
-            "Ti" => value.checked_mul(Decimal::from(1u64 << 40)),
-            "Pi" => value.checked_mul(Decimal::from(1u64 << 50)),
-            "Ei" => value.checked_mul(Decimal::from(1u64 << 60)),
-            _ => return Err(QuantityError::Invalid(s.to_owned())),
+        // kube_quantity reads the `E`/`Ei` (exa) suffixes as a dangling exponent; ask it about
+        // `<n>P` (`<n>Pi`) instead, which has the same grammar.
+        let number_before =
+            |n: &str| !n.is_empty() && n.ends_with(|c: char| c.is_ascii_digit() || c == '.');
+        let grammar_text = if let Some(n) = trimmed.strip_suffix("Ei").filter(|n| number_before(n))
+        {
+            format!("{n}Pi")
+        } else if let Some(n) = trimmed.strip_suffix('E').filter(|n| number_before(n)) {
+            format!("{n}P")
+        } else {
+            trimmed.to_owned()
         };
-        let scaled = scaled.and_then(|v| v.checked_mul(Decimal::from(exa)));
-        scaled.map(Quantity).ok_or_else(overflow)
+        ParsedQuantity::try_from(grammar_text.as_str()).map_err(|_| invalid())?;
+
+        let (number, scale) = split_suffix(trimmed).ok_or_else(invalid)?;
+        let number = number.strip_prefix('+').unwrap_or(number);
+        let mut text = String::with_capacity(number.len() + 2);
+        if let Some(rest) = number.strip_prefix('-') {
+            text.push('-');
+            if rest.starts_with('.') {
+                text.push('0');
+            }
+            text.push_str(rest);
+        } else {
+            if number.starts_with('.') {
+                text.push('0');
+            }
+            text.push_str(number);
+        }
+        if text.ends_with('.') {
+            text.push('0');
+        }
+        let value = Decimal::from_str_exact(&text).map_err(|e| match e {
+            rust_decimal::Error::ErrorString(_) => invalid(),
+            _ => overflow(),
+        })?;
+        match scale {
+            Scale::Times(factor) => exact_mul(value, Decimal::from(factor)),
+            Scale::Pow10(exp) if exp >= 0 => {
+                let factor =
+                    (0..exp).try_fold(Decimal::ONE, |acc, _| acc.checked_mul(Decimal::TEN));
+                factor.and_then(|f| exact_mul(value, f))
+            }
+            Scale::Pow10(exp) => {
+                let new_scale = value.scale() + exp.unsigned_abs();
+                (new_scale <= 28)
+                    .then(|| Decimal::from_i128_with_scale(value.mantissa(), new_scale))
+            }
+        }
+        .map(Quantity)
+        .ok_or_else(overflow)
     }
 
     pub fn is_positive(&self) -> bool {
         self.0 > Decimal::ZERO
     }
 
-    /// Exact sum; `None` if it would overflow (treated by callers as "too large").
+    /// Exact sum; `None` if it would overflow or need rounding (treated as "too large").
     pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
-        self.0.checked_add(other.0).map(Quantity)
+        let sum = self.0.checked_add(other.0)?;
+        let exact =
+            sum.checked_sub(other.0) == Some(self.0) && sum.checked_sub(self.0) == Some(other.0);
+        exact.then_some(Quantity(sum))
     }
+}
+
+/// How a quantity's suffix scales its number.
+enum Scale {
+    Times(u64),
+    Pow10(i32),
+}
+
+/// Splits `<number><suffix>` (binary SI, decimal SI or a decimal exponent).
+fn split_suffix(s: &str) -> Option<(&str, Scale)> {
+    const BINARY: [(&str, u64); 6] = [
+        ("Ki", 1 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+    ];
+    for (suffix, factor) in BINARY {
+        if let Some(n) = s.strip_suffix(suffix) {
+            return Some((n, Scale::Times(factor)));
+        }
+    }
+    // A decimal exponent: `e` or `E` followed by a signed integer, after a number.
+    if let Some(i) = s.rfind(['e', 'E']) {
+        let (n, exp) = (&s[..i], &s[i + 1..]);
+        let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        if !n.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+            let e: i32 = exp.parse().ok().filter(|e: &i32| e.unsigned_abs() <= 28)?;
+            return Some((n, Scale::Pow10(e)));
+        }
+    }
+    let decimal = match s.as_bytes().last()? {
+        b'n' => Scale::Pow10(-9),
+        b'u' => Scale::Pow10(-6),
+        b'm' => Scale::Pow10(-3),
+        b'k' => Scale::Pow10(3),
+        b'M' => Scale::Pow10(6),
+        b'G' => Scale::Pow10(9),
+        b'T' => Scale::Pow10(12),
+        b'P' => Scale::Pow10(15),
+        b'E' => Scale::Pow10(18),
+        _ => return Some((s, Scale::Times(1))),
+    };
+    Some((&s[..s.len() - 1], decimal))
+}
+
+/// `a * b` only when it is exact (rust_decimal rounds products that need more than 28
+/// significant digits; dividing back detects it).
+fn exact_mul(a: Decimal, b: Decimal) -> Option<Decimal> {
+    let p = a.checked_mul(b)?;
+    (p.checked_div(b) == Some(a)).then_some(p)
 }
 
 impl FromStr for Quantity {
@@ -221,6 +289,8 @@ mod tests {
     #[case::space_inside("10 Gi")]
     #[case::nan("NaN")]
     #[case::inf("inf")]
+    #[case::sign_only("-")]
+    #[case::dot_only(".")]
     fn invalid(#[case] s: &str) {
         assert!(Quantity::parse(s).is_err(), "{s} should be invalid");
     }
@@ -284,6 +354,42 @@ mod tests {
                 "{not_fast}"
             );
         }
+    }
+
+    #[test]
+    fn display_reads_back_exactly() {
+        for s in [
+            ".1Ei",
+            "4337555593263n",
+            "1.5Gi",
+            "10G",
+            "100m",
+            "123456789012345678901234567",
+            "-2Ki",
+        ] {
+            let q = Quantity::parse(s).unwrap();
+            assert_eq!(
+                Quantity::parse(&q.to_string()).unwrap(),
+                q,
+                "{s} shown as {q}"
+            );
+        }
+    }
+
+    #[test]
+    fn fractions_are_exact() {
+        assert!(q("10737418240.0000001") > q("10Gi"));
+        assert_eq!(q("0.5Gi"), q("512Mi"));
+        assert_eq!(q("1e-3"), q("1m"));
+        assert_eq!(q("+1k"), q("1000"));
+        assert_eq!(q(".5k"), q("500"));
+    }
+
+    #[test]
+    fn sums_never_round() {
+        let a = q("501E");
+        assert!(a.checked_add(q("1n")).is_none_or(|s| s > a));
+        assert_eq!(q("1Gi").checked_add(q("1Gi")), Some(q("2Gi")));
     }
 
     #[test]

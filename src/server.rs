@@ -58,7 +58,35 @@ pub fn router(state: AppState) -> Router {
         .route("/validate", post(validate))
         .route("/livez", get(livez))
         .route("/readyz", get(readyz))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            close_when_draining,
+        ))
         .with_state(state)
+}
+
+/// Once shutting down, HTTP/1.1 answers carry `Connection: close`, so no keep-alive
+/// connection is left idle (and closed under a request already on its way) when the drain
+/// starts. HTTP/2 connections get a GOAWAY from the graceful shutdown instead.
+async fn close_when_draining(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let h1 = req.version() <= axum::http::Version::HTTP_11;
+    let mut res = next.run(req).await;
+    if h1
+        && st
+            .ready
+            .shutting_down
+            .load(std::sync::atomic::Ordering::Acquire)
+    {
+        res.headers_mut().insert(
+            header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
 
 /// The plain-HTTP admin port: `/livez`, `/readyz`, `/metrics`.

@@ -65,8 +65,8 @@ impl PolicyStore {
             generation,
             source: source.to_owned(),
         });
+        self.current.store(loaded.clone());
         self.publish_metrics(&loaded);
-        self.current.store(loaded);
         self.loaded.store(true, Ordering::Release);
         self.metrics.reload("success");
         generation

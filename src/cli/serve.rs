@@ -1,13 +1,15 @@
 //! `volguard serve`: wiring of TLS, policy sources, the two listeners and graceful shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum_server::accept::NoDelayAcceptor;
+use axum_server::accept::{Accept, NoDelayAcceptor};
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use super::LogFormat;
@@ -237,8 +239,12 @@ async fn run(args: ServeArgs) -> Result<(), String> {
 
     let handle = axum_server::Handle::new();
     // TCP_NODELAY: without it small HTTP/2 frames wait for the peer's delayed ACK (~40 ms).
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls_config)))
-        .acceptor(NoDelayAcceptor::new());
+    let gate_closed = Arc::new(AtomicBool::new(false));
+    let acceptor = Gate {
+        inner: RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls_config)))
+            .acceptor(NoDelayAcceptor::new()),
+        closed: gate_closed.clone(),
+    };
     let mut server = axum_server::from_tcp(listener)
         .map_err(|e| e.to_string())?
         .acceptor(acceptor)
@@ -276,12 +282,21 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     }
 
     wait_for_signal().await;
+    // 1. Keep serving while the endpoint is removed from the Service: /readyz says 503 and
+    //    HTTP/1.1 answers carry `Connection: close`, so no idle keep-alive connection is left.
     state.ready.shutting_down.store(true, Ordering::Release);
     tracing::info!(
         drain_delay_s = args.drain_delay,
         "SIGTERM: still serving while the endpoint is removed"
     );
     tokio::time::sleep(Duration::from_secs_f64(args.drain_delay.max(0.0))).await;
+    // 2. Stop taking connections: new sockets are closed before the TLS handshake (the client
+    //    has sent nothing), and handshakes already under way get a moment to finish, because
+    //    the graceful shutdown below would drop them although a TLS 1.3 client may already
+    //    have sent its request.
+    gate_closed.store(true, Ordering::Release);
+    tokio::time::sleep(HANDSHAKE_LINGER).await;
+    // 3. Finish in-flight requests, then stop.
     let grace = Duration::from_secs_f64(args.shutdown_timeout.max(0.0));
     tracing::info!(
         in_flight_connections = handle.connection_count(),
@@ -300,6 +315,42 @@ async fn run(args: ServeArgs) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How long handshakes already under way may take to finish once new connections are refused.
+const HANDSHAKE_LINGER: Duration = Duration::from_millis(500);
+
+/// Closes newly accepted sockets once `closed` is set (before any TLS byte is read, so the
+/// client knows nothing was sent); otherwise hands them to the TLS acceptor.
+#[derive(Clone)]
+struct Gate<A> {
+    inner: A,
+    closed: Arc<AtomicBool>,
+}
+
+impl<A, S> Accept<tokio::net::TcpStream, S> for Gate<A>
+where
+    A: Accept<tokio::net::TcpStream, S>,
+    A::Future: Send + 'static,
+    A::Stream: 'static,
+    A::Service: 'static,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<(A::Stream, A::Service)>> + Send>>;
+
+    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
+        if self.closed.load(Ordering::Acquire) {
+            drop(stream);
+            return Box::pin(async {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "shutting down",
+                ))
+            });
+        }
+        Box::pin(self.inner.accept(stream, service))
+    }
 }
 
 async fn wait_for_signal() {
