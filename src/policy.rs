@@ -487,17 +487,23 @@ fn is_blank_yaml(text: &str) -> bool {
     })
 }
 
-/// Turns serde's wording into `path: message` in the policy's own terms.
-fn explain_yaml_error(path: &str, e: &serde_yaml_ng::Error) -> (String, String) {
+/// A YAML error's message without the " at line L column C" serde_yaml appends (callers
+/// print the location their own way).
+pub(crate) fn yaml_error_message(e: &serde_yaml_ng::Error) -> String {
     let mut msg = e.to_string();
-    let location = e
-        .location()
-        .map(|l| format!(" (line {}, column {})", l.line(), l.column()));
-    // serde_yaml appends " at line L column C" and may prefix its own "a.b: " path; we print
-    // our own location and path.
     if let Some(i) = msg.find(" at line ") {
         msg.truncate(i);
     }
+    msg
+}
+
+/// Turns serde's wording into `path: message` in the policy's own terms.
+fn explain_yaml_error(path: &str, e: &serde_yaml_ng::Error) -> (String, String) {
+    let mut msg = yaml_error_message(e);
+    let location = e
+        .location()
+        .map(|l| format!(" (line {}, column {})", l.line(), l.column()));
+    // serde_yaml may prefix its own "a.b: " path; we print ours.
     if let Some((head, rest)) = msg.split_once(": ")
         && !head.contains(' ')
     {

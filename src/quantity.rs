@@ -30,12 +30,12 @@ impl Quantity {
     /// Parses a quantity and reduces it to exact base units.
     ///
     /// The common shape, an integer with an optional unit suffix (`500Mi`, `10G`, `1024`), is
-    /// read directly; everything else (fractions, exponents, milli-units, signs) goes through
-    /// `kube_quantity`. A test checks both paths agree on every integer-with-suffix form.
+    /// read directly; everything else (fractions, exponents, milli-units, signs) takes the
+    /// general path. A test checks both paths agree on every integer-with-suffix form.
     pub fn parse(s: &str) -> Result<Self, QuantityError> {
         match Self::parse_plain_integer(s) {
             Some(q) => Ok(q),
-            None => Self::parse_with_kube_quantity(s),
+            None => Self::parse_general(s),
         }
     }
 
@@ -70,7 +70,7 @@ impl Quantity {
     /// The general grammar: `kube_quantity` decides what is a valid quantity, and the value
     /// is then computed exactly from the text with `rust_decimal` (kube_quantity goes through
     /// `f64`, so `10737418240.0000001` would compare equal to `10Gi`).
-    pub fn parse_with_kube_quantity(s: &str) -> Result<Self, QuantityError> {
+    pub fn parse_general(s: &str) -> Result<Self, QuantityError> {
         let invalid = || QuantityError::Invalid(s.to_owned());
         let overflow = || QuantityError::Overflow(s.to_owned());
         let trimmed = s.trim();
@@ -336,7 +336,7 @@ mod tests {
                 let s = format!("{v}{suffix}");
                 let fast = Quantity::parse_plain_integer(&s)
                     .unwrap_or_else(|| panic!("{s} not on the fast path"));
-                assert_eq!(Ok(fast), Quantity::parse_with_kube_quantity(&s), "{s}");
+                assert_eq!(Ok(fast), Quantity::parse_general(&s), "{s}");
             }
         }
         for not_fast in [

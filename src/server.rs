@@ -277,9 +277,9 @@ async fn validate(
 
     let loaded = st.policies.current();
     let kind = req.kind.kind.as_str();
-    let operation = req.operation_str();
-    let applicable = POD_KINDS.contains(&kind) && req.judged_subresource();
-    let verdict = match (&req.object, applicable) {
+    let operation = req.operation().as_str();
+    // Other kinds, DELETE and CONNECT are the engine's call; subresources are the wire's.
+    let verdict = match (&req.object, req.judged_subresource()) {
         (Some(obj), true) => verdict::evaluate(
             &loaded.policy,
             &Request {
@@ -290,11 +290,7 @@ async fn validate(
                 old_object: req.old_object.as_ref(),
             },
         ),
-        _ => verdict::Verdict {
-            allowed: true,
-            findings: Vec::new(),
-            skipped: Some(Skipped::NotApplicable),
-        },
+        _ => verdict::Verdict::not_applicable(),
     };
     let response = review::response(&req.uid, &verdict);
     let body = review::encode(response);

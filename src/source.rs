@@ -77,14 +77,13 @@ impl PolicyStore {
     pub fn apply_text(&self, text: &str, file: &str, source: &str) -> Result<u64, PolicyError> {
         match Policy::parse(text, file) {
             Ok(p) => {
-                if self.is_loaded()
-                    && self.current().policy.hash == p.hash
-                    && self.current().source == source
-                {
-                    return Ok(self.current().generation);
+                let current = self.current();
+                if self.is_loaded() && current.policy.hash == p.hash && current.source == source {
+                    return Ok(current.generation);
                 }
+                let hash = p.hash.clone();
                 let generation = self.install(p, source);
-                tracing::info!(source, generation, hash = %self.current().policy.hash, "policy loaded");
+                tracing::info!(source, generation, hash = %hash, "policy loaded");
                 Ok(generation)
             }
             Err(e) => {

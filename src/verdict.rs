@@ -18,6 +18,18 @@ pub enum Operation {
     Connect,
 }
 
+impl Operation {
+    /// The admission.k8s.io spelling: `CREATE`, `UPDATE`, `DELETE`, `CONNECT`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Create => "CREATE",
+            Operation::Update => "UPDATE",
+            Operation::Delete => "DELETE",
+            Operation::Connect => "CONNECT",
+        }
+    }
+}
+
 /// What the engine is asked to judge.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
@@ -71,6 +83,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Allowed without looking: a kind, subresource or operation the engine does not judge.
+    pub fn not_applicable() -> Self {
+        Verdict::skip(Skipped::NotApplicable)
+    }
+
     fn skip(why: Skipped) -> Self {
         Verdict {
             allowed: true,
@@ -97,10 +114,10 @@ impl Verdict {
 /// Evaluates one object against the policy. Pure: no I/O, no clock.
 pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
     if matches!(req.operation, Operation::Delete | Operation::Connect) {
-        return Verdict::skip(Skipped::NotApplicable);
+        return Verdict::not_applicable();
     }
     let Some(view) = workload::pod_view(req.kind, req.object) else {
-        return Verdict::skip(Skipped::NotApplicable);
+        return Verdict::not_applicable();
     };
     if policy.is_exempt_namespace(req.namespace) {
         return Verdict::skip(Skipped::ExemptNamespace);

@@ -205,10 +205,7 @@ pub fn check_text(
             Ok(v) => v,
             Err(e) => {
                 let l = e.location().map(|l| line + l.line() - 1).unwrap_or(line);
-                let mut msg = e.to_string();
-                if let Some(i) = msg.find(" at line ") {
-                    msg.truncate(i);
-                }
+                let msg = crate::policy::yaml_error_message(&e);
                 result.errors.push(InputError {
                     file: file.to_owned(),
                     line: Some(l),

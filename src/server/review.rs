@@ -54,15 +54,6 @@ impl RequestIn {
         }
     }
 
-    pub fn operation_str(&self) -> &'static str {
-        match self.operation {
-            KubeOperation::Create => "CREATE",
-            KubeOperation::Update => "UPDATE",
-            KubeOperation::Delete => "DELETE",
-            KubeOperation::Connect => "CONNECT",
-        }
-    }
-
     /// Whether the engine judges this request: the object itself, or a Pod's
     /// `ephemeralcontainers` subresource (whose object is the whole Pod).
     pub fn judged_subresource(&self) -> bool {
