@@ -136,13 +136,7 @@ async fn configmap_load_update_invalid_delete() {
     );
     assert!(*api.lists.lock().unwrap() >= 1);
     let client = server.client(Version::Http1);
-    let seed = pod_review(
-        "cm",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    );
+    let seed = seed_create("cm");
     let (c, s) = (&client, &seed);
     assert_eq!(verdict(&client.review(&seed).await.json()), "warn");
 
@@ -197,13 +191,7 @@ async fn missing_configmap_means_the_embedded_default() {
     );
     let r = server
         .client(Version::Http2)
-        .review(&pod_review(
-            "d",
-            "CREATE",
-            "default",
-            seed_pod("default", json!({})),
-            Value::Null,
-        ))
+        .review(&seed_create("d"))
         .await;
     assert_eq!(verdict(&r.json()), "deny");
 }

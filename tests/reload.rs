@@ -8,7 +8,6 @@ use std::time::Duration;
 use common::*;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use serde_json::{Value, json};
 
 fn der(pem: &str) -> Vec<u8> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -44,13 +43,7 @@ async fn certificate_rotation_by_symlink_swap() {
     let client = server.client(Version::Http1);
     let mut old_conn = client.connect().await.unwrap();
     assert_eq!(old_conn.peer_cert, der(&first.cert_pem));
-    let seed = pod_review(
-        "r1",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    );
+    let seed = seed_create("r1");
     assert_eq!(
         old_conn
             .send("POST", "/validate", serde_json::to_vec(&seed).unwrap())
@@ -117,13 +110,7 @@ async fn policy_rotation_by_symlink_swap_and_invalid_policy_kept_out() {
     let path = dir.path().join("policy.yaml");
     let server = Server::start(&["--policy-file", path.to_str().unwrap()]);
     let client = server.client(Version::Http2);
-    let seed = pod_review(
-        "p1",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    );
+    let seed = seed_create("p1");
     let allowed = |r: Reply| r.json()["response"]["allowed"].as_bool().unwrap();
     assert!(!allowed(client.review(&seed).await));
     let (c, seed_ref, srv) = (&client, &seed, &server);
@@ -188,15 +175,7 @@ async fn readiness_drops_on_sigterm_while_still_serving() {
         })
         .await
     );
-    let r = client
-        .review(&pod_review(
-            "late",
-            "CREATE",
-            "default",
-            seed_pod("default", json!({})),
-            Value::Null,
-        ))
-        .await;
+    let r = client.review(&seed_create("late")).await;
     assert_eq!(r.status, 200, "still serving during the drain delay");
     let status = server.terminate();
     assert!(status.success(), "{status}");

@@ -5,28 +5,14 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn request_in_flight_at_sigterm_completes() {
     let mut server = Server::start(&["--drain-delay", "0.5", "--shutdown-timeout", "10"]);
-    let body = serde_json::to_vec(&pod_review(
-        "inflight",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    ))
-    .unwrap();
-    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let mut tls = tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
-        .connect(
-            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-            tcp,
-        )
-        .await
-        .unwrap();
+    let body = serde_json::to_vec(&seed_create("inflight")).unwrap();
+    let mut tls = server.raw_http1().await;
     let head = format!(
         "POST /validate?timeout=10s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()

@@ -29,15 +29,7 @@ async fn deny_warn_audit_over_http1_and_http2() {
     let server = Server::start(&[]);
     for version in [Version::Http1, Version::Http2] {
         let client = server.client(version);
-        let r = client
-            .review(&pod_review(
-                "uid-deny",
-                "CREATE",
-                "default",
-                seed_pod("default", json!({})),
-                Value::Null,
-            ))
-            .await;
+        let r = client.review(&seed_create("uid-deny")).await;
         let want_alpn: &[u8] = if version == Version::Http1 {
             b"http/1.1"
         } else {
@@ -71,18 +63,7 @@ async fn deny_warn_audit_over_http1_and_http2() {
 
     // warn mode: allowed with one warning per violation
     let (warn, _d) = policy_server("mode: warn\n");
-    let resp = response(
-        &warn
-            .client(Version::Http1)
-            .review(&pod_review(
-                "u",
-                "CREATE",
-                "default",
-                seed_pod("default", json!({})),
-                Value::Null,
-            ))
-            .await,
-    );
+    let resp = response(&warn.client(Version::Http1).review(&seed_create("u")).await);
     assert_eq!(resp["allowed"], true);
     let warnings = resp["warnings"].as_array().unwrap();
     assert_eq!(warnings.len(), 1);
@@ -96,18 +77,7 @@ async fn deny_warn_audit_over_http1_and_http2() {
 
     // audit mode: allowed, audit annotation, no warnings
     let (audit, _d2) = policy_server("mode: audit\n");
-    let resp = response(
-        &audit
-            .client(Version::Http2)
-            .review(&pod_review(
-                "u",
-                "CREATE",
-                "default",
-                seed_pod("default", json!({})),
-                Value::Null,
-            ))
-            .await,
-    );
+    let resp = response(&audit.client(Version::Http2).review(&seed_create("u")).await);
     assert_eq!(resp["allowed"], true);
     assert!(resp.get("warnings").is_none());
     assert_eq!(
@@ -175,13 +145,7 @@ async fn exempt_namespace_non_pod_kinds_delete_and_dry_run() {
     assert_eq!(resp["allowed"], true);
 
     // dryRun is answered exactly the same way.
-    let mut dry = pod_review(
-        "u4",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    );
+    let mut dry = seed_create("u4");
     dry["request"]["dryRun"] = json!(true);
     let resp = response(&c.review(&dry).await);
     assert_eq!(resp["allowed"], false);
@@ -328,16 +292,7 @@ async fn ephemeral_containers_subresource() {
 
 async fn good_request_still_works(server: &Server) {
     for v in [Version::Http1, Version::Http2] {
-        let r = server
-            .client(v)
-            .review(&pod_review(
-                "after",
-                "CREATE",
-                "default",
-                seed_pod("default", json!({})),
-                Value::Null,
-            ))
-            .await;
+        let r = server.client(v).review(&seed_create("after")).await;
         let resp = response(&r);
         assert_eq!(resp["uid"], "after");
         assert_eq!(resp["allowed"], false);
@@ -393,13 +348,7 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
     assert!(r.text().contains("no request"), "{}", r.text());
 
     // Over the limit, declared by Content-Length (HTTP/1.1) and streamed (HTTP/2).
-    let mut big = pod_review(
-        "big",
-        "CREATE",
-        "default",
-        seed_pod("default", json!({})),
-        Value::Null,
-    );
+    let mut big = seed_create("big");
     big["request"]["object"]["metadata"]["annotations"] = json!({"filler": "x".repeat(100_000)});
     let body = serde_json::to_vec(&big).unwrap();
     for c in [&c1, &c2] {
@@ -442,14 +391,7 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
     // A slow client that never finishes its headers is cut off.
     {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-        let mut tls = tls_connector(&server.ca_pems, vec![b"http/1.1".to_vec()])
-            .connect(
-                rustls::pki_types::ServerName::try_from("localhost").unwrap(),
-                tcp,
-            )
-            .await
-            .unwrap();
+        let mut tls = server.raw_http1().await;
         tls.write_all(b"POST /validate HTTP/1.1\r\nHost: localhost\r\nX-Slow: ")
             .await
             .unwrap();

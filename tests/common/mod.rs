@@ -110,6 +110,15 @@ impl Server {
         admin_get(self.admin, "/metrics").expect("metrics").1
     }
 
+    /// A raw TLS stream (ALPN http/1.1) for writing HTTP by hand, byte by byte.
+    pub async fn raw_http1(&self) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(self.addr).await.unwrap();
+        tls_connector(&self.ca_pems, vec![b"http/1.1".to_vec()])
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+
     pub fn client(&self, version: Version) -> Client {
         Client {
             addr: self.addr,
@@ -203,13 +212,19 @@ pub struct Client {
     pub version: Version,
 }
 
-pub fn tls_connector(roots_pem: &[String], alpn: Vec<Vec<u8>>) -> TlsConnector {
+/// Every certificate in `roots_pem` as trust anchors.
+fn root_store(roots_pem: &[String]) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for pem in roots_pem {
         for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
     }
+    roots
+}
+
+pub fn tls_connector(roots_pem: &[String], alpn: Vec<Vec<u8>>) -> TlsConnector {
+    let roots = root_store(roots_pem);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -396,6 +411,18 @@ pub fn review(
     })
 }
 
+/// CREATE of the seed Pod (emptyDir without sizeLimit) in `default`: denied by the default
+/// policy.
+pub fn seed_create(uid: &str) -> Value {
+    pod_review(
+        uid,
+        "CREATE",
+        "default",
+        seed_pod("default", json!({})),
+        Value::Null,
+    )
+}
+
 pub fn pod_review(uid: &str, operation: &str, namespace: &str, object: Value, old: Value) -> Value {
     review(uid, ("", "v1", "Pod"), operation, namespace, object, old)
 }
@@ -461,12 +488,7 @@ pub fn tls_connector_with_identity(
     key_pem: &str,
 ) -> TlsConnector {
     use rustls::pki_types::PrivateKeyDer;
-    let mut roots = rustls::RootCertStore::empty();
-    for pem in roots_pem {
-        for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
-        }
-    }
+    let roots = root_store(roots_pem);
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
         .map(|c| c.unwrap())
         .collect();
