@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
@@ -216,11 +216,13 @@ async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes
 async fn validate(
     State(st): State<AppState>,
     Query(q): Query<ValidateQuery>,
-    headers: HeaderMap,
-    body: Body,
+    request: axum::extract::Request,
 ) -> Response {
     let start = Instant::now();
-    let declared = headers
+    // Taking the request whole (not a HeaderMap extractor) avoids cloning the headers.
+    let (parts, body) = request.into_parts();
+    let declared = parts
+        .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
