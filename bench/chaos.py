@@ -102,7 +102,7 @@ def one_round(a, rnd, tmp, prefix, suffix, cafile_holder):
     if a.server == "volguard":
         vg = common.start_volguard(tmp, log_name=f"volguard-{rnd}.log", drain_delay=a.drain_delay, shutdown_timeout=10)
     else:
-        # The shutdown-sequence prototype in benches/baseline/src/bin/drain-prototype.rs.
+        # The shutdown-sequence prototype in bench/baseline/src/bin/drain-prototype.rs.
         port = common.free_port()
         certs = os.path.join(tmp, "certs")
         if not os.path.exists(os.path.join(certs, "tls.crt")):
@@ -145,7 +145,7 @@ def main():
     ap.add_argument("--drain-delay", type=float, default=1.0)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--server", choices=["volguard", "drain-prototype"], default="volguard",
-                    help="drain-prototype: benches/baseline's shutdown-sequence prototype (no engine)")
+                    help="drain-prototype: bench/baseline's shutdown-sequence prototype (no engine)")
     a = ap.parse_args()
     faulthandler.register(signal.SIGUSR1)
     common.need(common.VOLGUARD, "cargo build --release --locked")
@@ -158,7 +158,7 @@ def main():
     total = {}
     if a.server != "volguard":
         FIXED_UID[0] = True
-        common.need(common.DRAIN_PROTOTYPE, "cargo build --release --manifest-path benches/baseline/Cargo.toml")
+        common.need(common.DRAIN_PROTOTYPE, "cargo build --release --manifest-path bench/baseline/Cargo.toml")
     print(f"chaos ({a.server}): {a.rounds} rounds, {a.clients} clients, SIGTERM after {a.warmup:g} s, drain delay {a.drain_delay:g} s")
     for rnd in range(1, a.rounds + 1):
         tally, rc, exited = one_round(a, rnd, tmp, prefix, suffix, None)

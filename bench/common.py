@@ -13,8 +13,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VOLGUARD = os.path.join(ROOT, "target", "release", "volguard")
-BASELINE = os.path.join(ROOT, "benches", "baseline", "target", "release", "volguard-baseline")
-DRAIN_PROTOTYPE = os.path.join(ROOT, "benches", "baseline", "target", "release", "drain-prototype")
+BASELINE = os.path.join(ROOT, "bench", "baseline", "target", "release", "volguard-baseline")
+DRAIN_PROTOTYPE = os.path.join(ROOT, "bench", "baseline", "target", "release", "drain-prototype")
 
 
 _children = []

@@ -110,7 +110,7 @@ def main():
     rate_duration = a.rate_duration if a.rate_duration is not None else (10 if a.quick else 60)
     common.need(a.oha, "cargo install oha --locked")
     common.need(common.VOLGUARD, "cargo build --release --locked")
-    common.need(common.BASELINE, "cargo build --release --locked --manifest-path benches/baseline/Cargo.toml")
+    common.need(common.BASELINE, "cargo build --release --locked --manifest-path bench/baseline/Cargo.toml")
 
     tmp = tempfile.mkdtemp(prefix="volguard-load-")
     bodies = common.gen_bodies(tmp)

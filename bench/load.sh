@@ -16,7 +16,7 @@ for a in "$@"; do
 done
 if [ "$build" = 1 ]; then
   cargo build --release --locked
-  cargo build --release --locked --manifest-path benches/baseline/Cargo.toml
+  cargo build --release --locked --manifest-path bench/baseline/Cargo.toml
 fi
 export PATH="$PATH:$HOME/.cargo/bin"
 command -v oha >/dev/null || { echo "oha not found: cargo install oha --locked" >&2; exit 2; }

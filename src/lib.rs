@@ -1,25 +1,23 @@
 //! volguard: a Kubernetes validating admission webhook for volumes, mounts and emptyDir limits.
 //!
-//! The engine (`model` → `workload` → `rules` → `verdict`, configured by `policy`) is pure and
-//! shared by the webhook server and the offline `volguard check` command.
+//! The rooms, and what each may import:
+//! - [`engine`]: pure (`object -> verdict`); imports nothing else of the crate and no I/O.
+//! - [`admission`]: the one AdmissionReview decoder and response encoder (engine only).
+//! - [`source`]: where the policy comes from (file poller, ConfigMap watcher) and the
+//!   lock-free store of the policy in force (engine only).
+//! - [`server`]: the webhook's lifecycle: TLS, listeners, handlers, health, metrics, drain.
+//! - [`cli`]: flags to configurations, and the offline front-ends (`check`, `rules`, ...).
 #![forbid(unsafe_code)]
 
-pub mod model;
-pub mod paths;
-pub mod policy;
-pub mod quantity;
-pub mod rules;
-pub mod verdict;
-pub mod workload;
-
-pub use model::Object;
-pub use policy::{Action, Mode, Policy, PolicyError};
-pub use rules::{RULES, RuleId, Violation};
-pub use verdict::{Finding, Operation, Request, Verdict, evaluate};
-
+pub mod admission;
 pub mod certs;
 pub mod cli;
+pub mod engine;
 pub mod server;
 pub mod source;
 
+pub use engine::{
+    Action, Finding, Mode, Object, Operation, Policy, PolicyError, RULES, Request, RuleId, Skipped,
+    Verdict, Violation, evaluate,
+};
 pub use server::router;

@@ -1,33 +1,95 @@
-//! The webhook's HTTP surface: a thin shell that decodes, calls the engine, encodes and
-//! records metrics. No policy logic lives here.
+//! The webhook server: a shell that owns its lifecycle. [`run`] takes a [`ServeConfig`],
+//! loads TLS and the first policy (any error before listening is fatal), serves the HTTPS
+//! webhook and the plain-HTTP admin port, reloads certificates and policy, and drains on
+//! SIGTERM/SIGINT. Handlers decode, ask the engine, encode and record metrics; no policy
+//! logic lives here.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Router;
-use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
 
-use crate::policy::Action;
-use crate::source::{PolicyStore, Readiness};
-use crate::verdict::{self, Request, Skipped};
-use crate::workload::POD_KINDS;
+use crate::source::{self, PolicyStore};
 
+pub mod drain;
+pub mod handlers;
+pub mod health;
 pub mod metrics;
-pub mod review;
 pub mod tls;
 
-use metrics::{Metrics, RequestLabels, ViolationLabels};
-use review::{API_VERSION, ReviewIn};
+use health::Readiness;
+use metrics::Metrics;
 
 /// Default request body limit: the apiserver allows 3 MiB objects and an UPDATE carries two.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Upper bound on the time spent on one request when the apiserver gives no `?timeout=`.
 pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
+
+/// Where the policy comes from.
+#[derive(Debug, Clone)]
+pub enum PolicySource {
+    /// The embedded default policy.
+    Embedded,
+    /// A file, polled for changes.
+    File(PathBuf),
+    /// A ConfigMap `namespace/name` (key `policy.yaml`) watched through the Kubernetes API.
+    ConfigMap { namespace: String, name: String },
+}
+
+/// Everything `run` needs; the command line maps its flags to this.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub tls: tls::TlsFiles,
+    pub client_ca: Option<PathBuf>,
+    pub policy: PolicySource,
+    pub log_allowed: bool,
+    pub max_body_bytes: usize,
+    /// After SIGTERM, keep serving (readyz 503) this long so the endpoint leaves the Service.
+    pub drain_delay: Duration,
+    /// Then give in-flight requests this long.
+    pub shutdown_timeout: Duration,
+    /// How often certificate and policy files are checked.
+    pub reload_interval: Duration,
+    pub header_read_timeout: Duration,
+}
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Policy(#[from] crate::engine::PolicyError),
+    #[error("{}: cannot read: {source}", path.display())]
+    PolicyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--policy-configmap {namespace}/{name}: no Kubernetes API configuration: {source}")]
+    Kube {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error("{what} {addr}: {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("webhook server: {0}")]
+    Serve(std::io::Error),
+    #[error("webhook server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 /// Shared by every handler.
 #[derive(Clone)]
@@ -55,311 +117,181 @@ impl AppState {
 /// The TLS port: `POST /validate`, plus `/livez` and `/readyz` for kubelet HTTPS probes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/validate", post(validate))
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
+        .route("/validate", post(handlers::validate))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            close_when_draining,
+            drain::close_when_draining,
         ))
         .with_state(state)
-}
-
-/// Once shutting down, HTTP/1.1 answers carry `Connection: close`, so no keep-alive
-/// connection is left idle (and closed under a request already on its way) when the drain
-/// starts. HTTP/2 connections get a GOAWAY from the graceful shutdown instead.
-async fn close_when_draining(
-    State(st): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let h1 = req.version() <= axum::http::Version::HTTP_11;
-    let mut res = next.run(req).await;
-    if h1
-        && st
-            .ready
-            .shutting_down
-            .load(std::sync::atomic::Ordering::Acquire)
-    {
-        res.headers_mut().insert(
-            header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    res
 }
 
 /// The plain-HTTP admin port: `/livez`, `/readyz`, `/metrics`.
 pub fn admin_router(state: AppState) -> Router {
     Router::new()
-        .route("/livez", get(livez))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_handler))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(handlers::metrics))
         .with_state(state)
 }
 
-async fn livez() -> &'static str {
-    "ok\n"
+/// Runs the server on its own multi-threaded runtime until a signal has drained it.
+pub fn run_blocking(config: ServeConfig) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    rt.block_on(run(config))
 }
 
-async fn readyz(State(st): State<AppState>) -> Response {
-    match st.ready.check(&st.policies) {
-        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
-        Err(why) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {why}\n"),
-        )
-            .into_response(),
-    }
-}
-
-async fn metrics_handler(State(st): State<AppState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
-    )
-        .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ValidateQuery {
-    timeout: Option<String>,
-}
-
-fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut m = msg.into();
-    m.push('\n');
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        m,
-    )
-        .into_response()
-}
-
-/// Parses a Go duration as the apiserver writes it in `?timeout=` (`10s`, `1m0s`, `500ms`).
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
-    let mut total = Duration::ZERO;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(digits);
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let secs = match unit {
-            "h" => value * 3600.0,
-            "m" => value * 60.0,
-            "s" => value,
-            "ms" => value / 1e3,
-            "us" | "µs" => value / 1e6,
-            "ns" => value / 1e9,
-            _ => return None,
-        };
-        total += Duration::try_from_secs_f64(secs).ok()?;
-        rest = next;
-    }
-    Some(total)
-}
-
-/// Reads and discards what is left of an oversized body (bounded in bytes and time), so an
-/// HTTP/1.1 client that is still writing sees the 413 instead of a reset ("lingering close").
-async fn discard(mut body: Body) {
-    use http_body_util::BodyExt;
-    const MAX_DISCARD: usize = 64 * 1024 * 1024;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len());
-            if seen > MAX_DISCARD {
-                break;
-            }
+/// Starts the policy source: an invalid policy at start is fatal; later changes are
+/// validated and swapped (the last good one stays in force).
+async fn start_policy_source(
+    config: &ServeConfig,
+    state: &AppState,
+    background: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), Error> {
+    match &config.policy {
+        PolicySource::File(path) => {
+            let text = std::fs::read(path).map_err(|source| Error::PolicyFile {
+                path: path.clone(),
+                source,
+            })?;
+            let name = path.display().to_string();
+            let source_name = format!("file {name}");
+            state
+                .policies
+                .apply_text(&String::from_utf8_lossy(&text), &name, &source_name)?;
+            let store = state.policies.clone();
+            background.push(tokio::spawn(source::file::watch(
+                vec![path.clone()],
+                config.reload_interval,
+                vec![text],
+                move |contents| {
+                    let _ = store.apply_text(
+                        &String::from_utf8_lossy(&contents[0]),
+                        &name,
+                        &source_name,
+                    );
+                },
+            )));
         }
-    })
-    .await;
-}
-
-fn too_large(limit: usize) -> Response {
-    plain(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body larger than {limit} bytes (--max-body-bytes)"),
-    )
-}
-
-async fn read_body(body: Body, limit: usize, deadline: Duration) -> Result<Bytes, Response> {
-    use http_body_util::{BodyExt, Limited};
-    let limited = Limited::new(body, limit);
-    match tokio::time::timeout(deadline, limited.collect()).await {
-        Err(_) => Err(plain(
-            StatusCode::REQUEST_TIMEOUT,
-            "request body not received within the request timeout",
-        )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-        Ok(Err(e)) => Err(plain(
-            StatusCode::BAD_REQUEST,
-            format!("could not read request body: {e}"),
-        )),
-    }
-}
-
-async fn validate(
-    State(st): State<AppState>,
-    Query(q): Query<ValidateQuery>,
-    request: axum::extract::Request,
-) -> Response {
-    let start = Instant::now();
-    // Taking the request whole (not a HeaderMap extractor) avoids cloning the headers.
-    let (parts, body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > st.max_body_bytes as u64) {
-        st.metrics.bad_request("too_large");
-        discard(body).await;
-        return too_large(st.max_body_bytes);
-    }
-    let deadline = q
-        .timeout
-        .as_deref()
-        .and_then(parse_go_duration)
-        .unwrap_or(MAX_REQUEST_TIME)
-        .min(MAX_REQUEST_TIME);
-    let bytes = match read_body(body, st.max_body_bytes, deadline).await {
-        Ok(b) => b,
-        Err(resp) => {
-            st.metrics
-                .bad_request(if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    "too_large"
-                } else {
-                    "unreadable"
-                });
-            return resp;
+        PolicySource::ConfigMap { namespace, name } => {
+            let client = kube::Client::try_default()
+                .await
+                .map_err(|source| Error::Kube {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    source,
+                })?;
+            background.push(tokio::spawn(source::configmap::watch(
+                client,
+                namespace.clone(),
+                name.clone(),
+                state.policies.clone(),
+            )));
         }
-    };
-    let review: ReviewIn = match serde_json::from_slice(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            let (reason, what) = match e.classify() {
-                serde_json::error::Category::Data => {
-                    ("not_admission_review", "is not a valid AdmissionReview")
-                }
-                _ => ("malformed_json", "is not valid JSON"),
-            };
-            st.metrics.bad_request(reason);
-            return plain(StatusCode::BAD_REQUEST, format!("request body {what}: {e}"));
+        PolicySource::Embedded => {
+            state
+                .policies
+                .apply_default("no --policy-file or --policy-configmap");
         }
-    };
-    if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
-        st.metrics.bad_request("not_admission_review");
-        return plain(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "request body is not an {API_VERSION} AdmissionReview (got apiVersion {:?}, kind {:?})",
-                review.api_version, review.kind
-            ),
-        );
     }
-    let Some(req) = review.request else {
-        st.metrics.bad_request("no_request");
-        return plain(StatusCode::BAD_REQUEST, "AdmissionReview has no request");
-    };
+    Ok(())
+}
 
-    let loaded = st.policies.current();
-    let kind = req.kind.kind.as_str();
-    let operation = req.operation().as_str();
-    // Other kinds, DELETE and CONNECT are the engine's call; subresources are the wire's.
-    let verdict = match (&req.object, req.judged_subresource()) {
-        (Some(obj), true) => verdict::evaluate(
-            &loaded.policy,
-            &Request {
-                kind,
-                namespace: req.namespace.as_deref().unwrap_or(""),
-                operation: req.operation(),
-                object: obj,
-                old_object: req.old_object.as_ref(),
-            },
-        ),
-        _ => verdict::Verdict::not_applicable(),
-    };
-    let response = review::response(&req.uid, &verdict);
-    let body = review::encode(response);
+/// Serves until SIGTERM or SIGINT, then drains (see [`drain`]).
+pub async fn run(config: ServeConfig) -> Result<(), Error> {
+    let state = AppState::new(config.max_body_bytes, config.log_allowed);
 
-    let outcome = match verdict.skipped {
-        Some(Skipped::NotApplicable) => "skipped",
-        Some(Skipped::ExemptNamespace) => "exempt",
-        None => verdict.outcome(),
-    };
-    // Label values are static strings: no allocation per request. Kinds we do not judge are
-    // counted as "other" so a client cannot grow the label set.
-    let kind_label = POD_KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .unwrap_or("other");
-    st.metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            kind: kind_label,
-            operation,
-            verdict: outcome,
-        })
-        .inc();
-    for f in &verdict.findings {
-        st.metrics
-            .violations
-            .get_or_create(&ViolationLabels {
-                rule: f.rule.name(),
-                action: f.action.as_str(),
+    // TLS: everything is checked before listening.
+    let files = config.tls.resolve()?;
+    let loaded = tls::LoadedKey::read(&files)?;
+    let resolver = Arc::new(tls::ReloadingResolver::new(loaded.key));
+    let tls_config = tls::server_config(resolver.clone(), config.client_ca.as_deref())?;
+    state.metrics.cert_reload("success");
+
+    let mut background = Vec::new();
+    start_policy_source(&config, &state, &mut background).await?;
+    background.push(tokio::spawn(tls::watch(
+        files.clone(),
+        config.reload_interval,
+        loaded.pems,
+        resolver,
+        state.metrics.clone(),
+    )));
+
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
+        what: "--listen",
+        addr: config.listen,
+        source,
+    })?;
+    listener.set_nonblocking(true).map_err(Error::Serve)?;
+    let admin = tokio::net::TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|source| Error::Bind {
+            what: "--admin-listen",
+            addr: config.admin_listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(Error::Serve)?;
+    let admin_local = admin.local_addr().map_err(Error::Serve)?;
+
+    let handle = axum_server::Handle::new();
+    let gate = drain::gate(tls_config);
+    let gate_closed = gate.closed.clone();
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(Error::Serve)?
+        .acceptor(gate)
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(config.header_read_timeout);
+    let app = router(state.clone());
+    let webhook = tokio::spawn(server.serve(app.into_make_service()));
+
+    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let admin_app = admin_router(state.clone());
+    let admin_task = tokio::spawn(async move {
+        axum::serve(admin, admin_app)
+            .with_graceful_shutdown(async {
+                let _ = admin_stop_rx.await;
             })
-            .inc();
-    }
-    let elapsed = start.elapsed();
-    st.metrics.latency.observe(elapsed.as_secs_f64());
-    if !verdict.findings.is_empty() || st.log_allowed {
-        let rules: Vec<&str> = verdict.findings.iter().map(|f| f.rule.name()).collect();
+            .await
+    });
+
+    state.ready.tls_loaded.store(true, Ordering::Release);
+    tracing::info!(listen = %local, admin = %admin_local, version = env!("CARGO_PKG_VERSION"), "volguard serving");
+    if let Some(ca) = &files.dev_ca {
+        let host = if local.ip().is_unspecified() {
+            "localhost".to_owned()
+        } else {
+            local.ip().to_string()
+        };
         tracing::info!(
-            uid = %req.uid,
-            kind,
-            namespace = req.namespace.as_deref().unwrap_or(""),
-            name = req.name.as_deref().unwrap_or(""),
-            operation,
-            dry_run = req.dry_run.unwrap_or(false),
-            verdict = outcome,
-            denied = verdict.findings.iter().filter(|f| f.action == Action::Deny).count(),
-            rules = %rules.join(","),
-            policy_generation = loaded.generation,
-            latency_us = elapsed.as_micros() as u64,
-            "admission decision"
+            "try: curl --cacert {} -H 'Content-Type: application/json' --data @examples/admission-review.json https://{host}:{}/validate",
+            ca.display(),
+            local.port()
         );
     }
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("10s"), Some(Duration::from_secs(10)));
-        assert_eq!(parse_go_duration("1m0s"), Some(Duration::from_secs(60)));
-        assert_eq!(parse_go_duration("500ms"), Some(Duration::from_millis(500)));
-        assert_eq!(parse_go_duration("1.5s"), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_go_duration("soon"), None);
-        assert_eq!(parse_go_duration(""), None);
-        assert_eq!(parse_go_duration("10"), None);
+    drain::wait_for_signal().await;
+    drain::drain(
+        &state,
+        &handle,
+        &gate_closed,
+        config.drain_delay,
+        config.shutdown_timeout,
+    )
+    .await;
+    let _ = admin_stop_tx.send(());
+    webhook.await?.map_err(Error::Serve)?;
+    let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
+    for t in background {
+        t.abort();
     }
+    tracing::info!("stopped");
+    Ok(())
 }

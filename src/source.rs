@@ -1,17 +1,24 @@
-//! Where the policy (and the TLS key pair) come from, and how a new one replaces the old:
-//! parsed and validated first, swapped atomically only when valid (last good wins).
+//! Where the policy comes from (a polled file, a watched ConfigMap, the embedded default),
+//! and how a new one replaces the old: parsed and validated first, swapped atomically only
+//! when valid (last good wins). Readers never take a lock.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::policy::{Policy, PolicyError};
-use crate::server::metrics::{Metrics, PolicyLabels};
+use crate::engine::policy::{Policy, PolicyError};
 
 pub mod configmap;
+pub mod file;
+
+/// Told about every policy change, e.g. to export metrics.
+pub trait PolicyObserver: Send + Sync {
+    /// A policy was installed (including the initial embedded default).
+    fn installed(&self, policy: &LoadedPolicy);
+    /// A new policy was rejected; the one in force stays.
+    fn rejected(&self);
+}
 
 /// A policy in force, with where it came from.
 #[derive(Debug)]
@@ -28,12 +35,12 @@ pub struct PolicyStore {
     current: ArcSwap<LoadedPolicy>,
     generation: AtomicU64,
     loaded: AtomicBool,
-    metrics: Arc<Metrics>,
+    observer: Arc<dyn PolicyObserver>,
 }
 
 impl PolicyStore {
     /// Starts on the embedded default; `loaded` stays false until a source confirms a policy.
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(observer: Arc<dyn PolicyObserver>) -> Self {
         let store = PolicyStore {
             current: ArcSwap::from_pointee(LoadedPolicy {
                 policy: Policy::default(),
@@ -42,9 +49,9 @@ impl PolicyStore {
             }),
             generation: AtomicU64::new(0),
             loaded: AtomicBool::new(false),
-            metrics,
+            observer,
         };
-        store.publish_metrics(&store.current());
+        store.observer.installed(&store.current());
         store
     }
 
@@ -66,9 +73,8 @@ impl PolicyStore {
             source: source.to_owned(),
         });
         self.current.store(loaded.clone());
-        self.publish_metrics(&loaded);
         self.loaded.store(true, Ordering::Release);
-        self.metrics.reload("success");
+        self.observer.installed(&loaded);
         generation
     }
 
@@ -87,7 +93,7 @@ impl PolicyStore {
                 Ok(generation)
             }
             Err(e) => {
-                self.metrics.reload("invalid");
+                self.observer.rejected();
                 tracing::error!(source, error = %e, kept_generation = self.current().generation, "policy rejected; keeping the policy in force");
                 Err(e)
             }
@@ -104,83 +110,6 @@ impl PolicyStore {
         tracing::info!(reason = why, generation, "embedded default policy in force");
         generation
     }
-
-    fn publish_metrics(&self, p: &LoadedPolicy) {
-        self.metrics.policy_generation.set(p.generation as i64);
-        self.metrics.policy_info.clear();
-        self.metrics
-            .policy_info
-            .get_or_create(&PolicyLabels {
-                hash: p.policy.hash.clone(),
-                source: p.source.clone(),
-            })
-            .set(1);
-    }
-}
-
-/// Readiness: TLS and a first policy loaded, and not shutting down.
-#[derive(Default)]
-pub struct Readiness {
-    pub tls_loaded: AtomicBool,
-    pub shutting_down: AtomicBool,
-}
-
-impl Readiness {
-    pub fn check(&self, policies: &PolicyStore) -> Result<(), &'static str> {
-        if self.shutting_down.load(Ordering::Acquire) {
-            Err("shutting down")
-        } else if !self.tls_loaded.load(Ordering::Acquire) {
-            Err("TLS certificate not loaded")
-        } else if !policies.is_loaded() {
-            Err("policy not loaded yet")
-        } else {
-            Ok(())
-        }
-    }
-}
-
-/// Polls `paths` every `interval` and calls `on_change` with their contents whenever any of
-/// them differs from the last read. Reading through the path follows symlinks, so kubelet's
-/// `..data` symlink swap (a rename, not a write) is seen like any edit. Unreadable files are
-/// logged once and skipped until readable again.
-pub async fn watch_files<F>(
-    paths: Vec<PathBuf>,
-    interval: Duration,
-    initial: Vec<Vec<u8>>,
-    mut on_change: F,
-) where
-    F: FnMut(&[Vec<u8>]) + Send,
-{
-    let mut last = initial;
-    let mut failing = false;
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let mut now = Vec::with_capacity(paths.len());
-        let mut error = None;
-        for p in &paths {
-            match tokio::fs::read(p).await {
-                Ok(b) => now.push(b),
-                Err(e) => {
-                    error = Some(format!("{}: {e}", p.display()));
-                    break;
-                }
-            }
-        }
-        if let Some(e) = error {
-            if !failing {
-                tracing::warn!(error = %e, "cannot read watched file; keeping the current version");
-            }
-            failing = true;
-            continue;
-        }
-        failing = false;
-        if now != last {
-            on_change(&now);
-            last = now;
-        }
-    }
 }
 
 #[cfg(test)]
@@ -189,7 +118,8 @@ mod tests {
 
     #[test]
     fn invalid_policy_keeps_the_last_good_one() {
-        let store = PolicyStore::new(Arc::new(Metrics::new()));
+        let metrics = Arc::new(crate::server::metrics::Metrics::new());
+        let store = PolicyStore::new(metrics.clone());
         assert!(!store.is_loaded());
         assert_eq!(
             store
@@ -203,7 +133,10 @@ mod tests {
                 .is_err()
         );
         assert_eq!(store.current().generation, 1);
-        assert_eq!(store.current().policy.mode, crate::policy::Mode::Warn);
+        assert_eq!(
+            store.current().policy.mode,
+            crate::engine::policy::Mode::Warn
+        );
         // Same text again is not a new generation.
         assert_eq!(
             store
@@ -218,8 +151,11 @@ mod tests {
             2
         );
         assert_eq!(store.apply_default("deleted"), 3);
-        assert_eq!(store.current().policy.mode, crate::policy::Mode::Enforce);
-        let m = store.metrics.encode();
+        assert_eq!(
+            store.current().policy.mode,
+            crate::engine::policy::Mode::Enforce
+        );
+        let m = metrics.encode();
         assert!(
             m.contains("volguard_policy_reloads_total{result=\"invalid\"} 1"),
             "{m}"

@@ -184,9 +184,9 @@ fn rules_lists_the_catalogue() {
     let text = stdout(&volguard(&["rules"], None));
     for r in volguard::RULES.iter() {
         assert!(
-            text.contains(&format!("{}  (default: ", r.name)),
+            text.contains(&format!("{}  (default: ", r.name())),
             "{}",
-            r.name
+            r.name()
         );
     }
     assert!(text.contains("option maxDisk: default 10Gi"));

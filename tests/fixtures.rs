@@ -55,7 +55,7 @@ fn outcome(allowed: bool, actions: &[String]) -> &'static str {
 fn fixtures_through_the_engine() {
     let policy = volguard::Policy::default();
     for (path, text, want) in fixtures() {
-        let mut result = volguard::cli::check::CheckResult::default();
+        let mut result = volguard::cli::check::report::CheckResult::default();
         volguard::cli::check::check_text(
             &policy,
             &path.display().to_string(),

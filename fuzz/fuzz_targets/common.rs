@@ -3,7 +3,7 @@
 
 use std::sync::LazyLock;
 
-use volguard::server::review::{self, ReviewIn};
+use volguard::admission::{self as review, ReviewIn};
 use volguard::{Object, Operation, Policy, Request, evaluate};
 
 /// The embedded default policy.

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use volguard::server::review::ReviewIn;
+use volguard::admission::ReviewIn;
 
 #[path = "common.rs"]
 mod common;

@@ -6,7 +6,7 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
-use volguard::server::review::ReviewIn;
+use volguard::admission::ReviewIn;
 
 #[path = "common.rs"]
 mod common;

@@ -23,7 +23,7 @@ pub struct CertsArgs {
     pub days: i64,
 }
 
-pub fn main(args: CertsArgs) -> ExitCode {
+pub fn run(args: CertsArgs) -> ExitCode {
     let sans = match (&args.service, &args.namespace) {
         (Some(s), Some(ns)) => certs::service_sans(s, ns),
         _ => certs::dev_sans(),

@@ -1,195 +1,69 @@
-//! `volguard check`: the engine over manifests on disk or stdin.
+//! `volguard check`: the engine over manifests on disk or stdin. Inputs are expanded by
+//! [`inputs`], split by [`documents`], judged here (AdmissionReviews through the same
+//! decoder as the webhook), and rendered by [`report`].
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use serde::Serialize;
 use serde_yaml_ng::Value;
 
-use crate::model::Object;
-use crate::policy::Policy;
-use crate::verdict::{self, Finding, Operation, Request, Skipped};
-use crate::workload::POD_KINDS;
+use crate::admission;
+use crate::engine::model::Object;
+use crate::engine::policy::Policy;
+use crate::engine::verdict::{self, Operation, Request, Skipped, Verdict};
+use crate::engine::workload::POD_KINDS;
 
-/// One object's result, as printed by `--output json`.
-#[derive(Debug, Serialize)]
-pub struct ObjectReport {
-    pub file: String,
-    pub line: usize,
-    pub kind: String,
+pub mod documents;
+pub mod inputs;
+pub mod report;
+
+use report::{CheckResult, InputError, ObjectReport, ViolationReport};
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Files, directories (recursively: *.yaml, *.yml, *.json) or - for stdin.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub files: Vec<PathBuf>,
+    /// Policy file (default: the embedded default policy).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Namespace assumed for objects that do not name one.
+    #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
-    pub name: String,
-    pub allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<&'static str>,
-    pub violations: Vec<ViolationReport>,
+    #[arg(short = 'o', long, value_enum, default_value_t = super::OutputFormat::Text)]
+    pub output: super::OutputFormat,
 }
 
-#[derive(Debug, Serialize)]
-pub struct ViolationReport {
-    pub rule: String,
-    pub action: String,
-    pub path: String,
-    pub message: String,
-}
-
-impl From<&Finding> for ViolationReport {
-    fn from(f: &Finding) -> Self {
-        ViolationReport {
-            rule: f.rule.name().to_owned(),
-            action: f.action.as_str().to_owned(),
-            path: f.path.clone(),
-            message: f.to_string(),
-        }
-    }
-}
-
-/// An input that could not be read or parsed (reported, and the rest still checked).
-#[derive(Debug)]
-pub struct InputError {
-    pub file: String,
-    pub line: Option<usize>,
-    pub message: String,
-}
-
-impl std::fmt::Display for InputError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
-        }
-    }
-}
-
-#[derive(Debug, Default)]
-pub struct CheckResult {
-    pub objects: Vec<ObjectReport>,
-    pub errors: Vec<InputError>,
-}
-
-impl CheckResult {
-    /// 0: nothing denied; 1: something denied; 2: some input could not be read.
-    pub fn exit_code(&self) -> i32 {
-        if !self.errors.is_empty() {
-            2
-        } else if self.objects.iter().any(|o| !o.allowed) {
-            1
-        } else {
-            0
-        }
-    }
-}
-
-/// Expands files, directories (recursively, `*.yaml|*.yml|*.json`) and `-`.
-pub fn expand_inputs(inputs: &[PathBuf], errors: &mut Vec<InputError>) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.as_os_str() == "-" {
-            out.push(p.clone());
-        } else if p.is_dir() {
-            let mut found = Vec::new();
-            walk(p, &mut found, errors);
-            found.sort();
-            out.extend(found);
-        } else {
-            out.push(p.clone());
-        }
-    }
-    out
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
+pub fn run(args: CheckArgs) -> ExitCode {
+    let policy = match super::load_policy(args.policy.as_deref()) {
+        Ok(p) => p,
         Err(e) => {
-            errors.push(InputError {
-                file: dir.display().to_string(),
-                line: None,
-                message: format!("cannot read directory: {e}"),
-            });
-            return;
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
         }
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            walk(&path, out, errors);
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml" | "json")
-        ) {
-            out.push(path);
-        }
+    let result = check_paths(&policy, &args.files, &args.namespace);
+    let mut stdout = std::io::stdout().lock();
+    let written = match args.output {
+        super::OutputFormat::Text => report::write_text(&result, &mut stdout),
+        super::OutputFormat::Json => report::write_json(&result, &mut stdout),
+    };
+    if written.is_err() {
+        return ExitCode::from(2);
     }
+    ExitCode::from(result.exit_code() as u8)
 }
 
 /// Checks every input. `namespace` is used for objects that do not name one.
 pub fn check_paths(policy: &Policy, inputs: &[PathBuf], namespace: &str) -> CheckResult {
     let mut result = CheckResult::default();
-    let files = expand_inputs(inputs, &mut result.errors);
-    for file in files {
-        let (name, text) = if file.as_os_str() == "-" {
-            let mut s = String::new();
-            match std::io::stdin().read_to_string(&mut s) {
-                Ok(_) => ("<stdin>".to_owned(), s),
-                Err(e) => {
-                    result.errors.push(InputError {
-                        file: "<stdin>".into(),
-                        line: None,
-                        message: format!("cannot read: {e}"),
-                    });
-                    continue;
-                }
-            }
-        } else {
-            match std::fs::read_to_string(&file) {
-                Ok(s) => (file.display().to_string(), s),
-                Err(e) => {
-                    result.errors.push(InputError {
-                        file: file.display().to_string(),
-                        line: None,
-                        message: format!("cannot read: {e}"),
-                    });
-                    continue;
-                }
-            }
-        };
-        check_text(policy, &name, &text, namespace, &mut result);
-    }
-    result
-}
-
-/// Splits a YAML stream into documents with the 1-based line each starts on.
-fn documents(text: &str) -> Vec<(usize, String)> {
-    let mut docs = Vec::new();
-    let mut current = String::new();
-    let mut start = 1;
-    for (i, line) in text.lines().enumerate() {
-        let is_sep = line == "---" || line.starts_with("--- ") || line.starts_with("---\t");
-        if is_sep {
-            docs.push((start, std::mem::take(&mut current)));
-            start = i + 2;
-            // `--- {inline: doc}` carries content after the marker.
-            let rest = line[3..].trim_start();
-            if !rest.is_empty() && !rest.starts_with('#') {
-                current.push_str(rest);
-                current.push('\n');
-                start = i + 1;
-            }
-        } else {
-            if current.is_empty() && (line.trim().is_empty() || line.trim_start().starts_with('#'))
-            {
-                start = i + 2;
-                continue;
-            }
-            current.push_str(line);
-            current.push('\n');
+    for file in inputs::expand_inputs(inputs, &mut result.errors) {
+        match inputs::read(&file) {
+            Ok((name, text)) => check_text(policy, &name, &text, namespace, &mut result),
+            Err(e) => result.errors.push(e),
         }
     }
-    docs.push((start, current));
-    docs.into_iter()
-        .filter(|(_, d)| !d.trim().is_empty())
-        .collect()
+    result
 }
 
 /// Checks one file's text (multi-document YAML, JSON, `List`, AdmissionReview).
@@ -200,12 +74,12 @@ pub fn check_text(
     namespace: &str,
     result: &mut CheckResult,
 ) {
-    for (line, doc) in documents(text) {
+    for (line, doc) in documents::documents(text) {
         let value: Value = match serde_yaml_ng::from_str(&doc) {
             Ok(v) => v,
             Err(e) => {
                 let l = e.location().map(|l| line + l.line() - 1).unwrap_or(line);
-                let msg = crate::policy::yaml_error_message(&e);
+                let msg = crate::engine::policy::yaml_error_message(&e);
                 result.errors.push(InputError {
                     file: file.to_owned(),
                     line: Some(l),
@@ -216,14 +90,6 @@ pub fn check_text(
         };
         check_value(policy, file, line, value, namespace, result);
     }
-}
-
-fn str_at<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a str> {
-    let mut cur = v;
-    for k in keys {
-        cur = cur.get(k)?;
-    }
-    cur.as_str()
 }
 
 fn check_value(
@@ -237,7 +103,16 @@ fn check_value(
     if value.is_null() {
         return;
     }
-    let kind = str_at(&value, &["kind"]).unwrap_or_default().to_owned();
+    let kind = value
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let error = |message: String| InputError {
+        file: file.to_owned(),
+        line: Some(line),
+        message,
+    };
     if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
         if let Some(Value::Sequence(items)) = value.get("items") {
             for item in items.clone() {
@@ -247,52 +122,28 @@ fn check_value(
         return;
     }
     if kind == "AdmissionReview" {
-        let Some(req) = value.get("request") else {
-            result.errors.push(InputError {
-                file: file.to_owned(),
-                line: Some(line),
-                message: "AdmissionReview without a request".into(),
-            });
-            return;
-        };
-        let op = match str_at(req, &["operation"]) {
-            Some("UPDATE") => Operation::Update,
-            Some("DELETE") => Operation::Delete,
-            Some("CONNECT") => Operation::Connect,
-            _ => Operation::Create,
-        };
-        let review_kind = str_at(req, &["kind", "kind"])
-            .unwrap_or_default()
-            .to_owned();
-        let ns = str_at(req, &["namespace"]).unwrap_or(namespace).to_owned();
-        let decode = |v: Option<&Value>| -> Result<Option<Object>, String> {
-            match v {
-                None | Some(Value::Null) => Ok(None),
-                Some(v) => serde_yaml_ng::from_value(v.clone())
-                    .map(Some)
-                    .map_err(|e| e.to_string()),
-            }
-        };
-        match (decode(req.get("object")), decode(req.get("oldObject"))) {
-            (Ok(obj), Ok(old)) => {
-                let obj = obj.unwrap_or_default();
-                report(
-                    policy,
+        // Through the webhook's own decoder, so a saved review gets the webhook's verdict.
+        let decoded = serde_json::to_vec(&value)
+            .map_err(|e| e.to_string())
+            .and_then(|json| admission::decode(&json).map_err(|e| e.to_string()));
+        match decoded {
+            Ok(req) => {
+                let verdict = req.judge(policy);
+                let object = req.object.as_ref().or(req.old_object.as_ref());
+                let ns = req.namespace.as_deref().unwrap_or(namespace);
+                let name = req.name.as_deref();
+                push(
+                    result,
                     file,
                     line,
-                    &review_kind,
-                    &ns,
-                    op,
-                    &obj,
-                    old.as_ref(),
-                    result,
+                    &req.kind.kind,
+                    ns,
+                    name,
+                    object,
+                    verdict,
                 );
             }
-            (Err(e), _) | (_, Err(e)) => result.errors.push(InputError {
-                file: file.to_owned(),
-                line: Some(line),
-                message: format!("AdmissionReview object: {e}"),
-            }),
+            Err(e) => result.errors.push(error(e)),
         }
         return;
     }
@@ -301,61 +152,46 @@ fn check_value(
     }
     match serde_yaml_ng::from_value::<Object>(value) {
         Ok(obj) => {
-            let ns = obj
-                .metadata
-                .namespace
-                .clone()
-                .unwrap_or_else(|| namespace.to_owned());
-            report(
+            let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
+            let verdict = verdict::evaluate(
                 policy,
-                file,
-                line,
-                &kind,
-                &ns,
-                Operation::Create,
-                &obj,
-                None,
-                result,
+                &Request {
+                    kind: &kind,
+                    namespace: ns,
+                    operation: Operation::Create,
+                    object: &obj,
+                    old_object: None,
+                },
             );
+            push(result, file, line, &kind, ns, None, Some(&obj), verdict);
         }
-        Err(e) => result.errors.push(InputError {
-            file: file.to_owned(),
-            line: Some(line),
-            message: format!("{kind}: {e}"),
-        }),
+        Err(e) => result.errors.push(error(format!("{kind}: {e}"))),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
-fn report(
-    policy: &Policy,
+fn push(
+    result: &mut CheckResult,
     file: &str,
     line: usize,
     kind: &str,
     namespace: &str,
-    operation: Operation,
-    obj: &Object,
-    old: Option<&Object>,
-    result: &mut CheckResult,
+    name: Option<&str>,
+    obj: Option<&Object>,
+    verdict: Verdict,
 ) {
-    if !POD_KINDS.contains(&kind) {
+    // Only what the engine judges is reported (other kinds, subresources, DELETE...).
+    if verdict.skipped == Some(Skipped::NotApplicable) {
         return;
     }
-    let verdict = verdict::evaluate(
-        policy,
-        &Request {
-            kind,
-            namespace,
-            operation,
-            object: obj,
-            old_object: old,
-        },
-    );
-    let name = obj
-        .metadata
-        .name
-        .clone()
-        .or_else(|| obj.metadata.generate_name.clone().map(|g| format!("{g}*")))
+    let meta = obj.map(|o| &o.metadata);
+    let name = meta
+        .and_then(|m| m.name.clone())
+        .or_else(|| name.filter(|n| !n.is_empty()).map(str::to_owned))
+        .or_else(|| {
+            meta.and_then(|m| m.generate_name.clone())
+                .map(|g| format!("{g}*"))
+        })
         .unwrap_or_else(|| "<unnamed>".into());
     result.objects.push(ObjectReport {
         file: file.to_owned(),
@@ -366,63 +202,15 @@ fn report(
         allowed: verdict.allowed,
         skipped: match verdict.skipped {
             Some(Skipped::ExemptNamespace) => Some("exempt namespace"),
-            Some(Skipped::NotApplicable) => Some("not applicable"),
-            None => None,
+            _ => None,
         },
         violations: verdict.findings.iter().map(ViolationReport::from).collect(),
     });
 }
 
-/// Prints the human report: objects with findings, grouped, then a summary line.
-pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> {
-    for o in &result.objects {
-        if o.violations.is_empty() {
-            continue;
-        }
-        let verdict = if o.allowed {
-            "allowed with findings"
-        } else {
-            "denied"
-        };
-        writeln!(
-            out,
-            "{}/{} ({}:{}): {verdict}",
-            o.kind, o.name, o.file, o.line
-        )?;
-        for v in &o.violations {
-            writeln!(out, "  {:<5} {}", v.action, v.message)?;
-        }
-    }
-    for e in &result.errors {
-        writeln!(out, "error: {e}")?;
-    }
-    let denied = result.objects.iter().filter(|o| !o.allowed).count();
-    let with_findings = result
-        .objects
-        .iter()
-        .filter(|o| o.allowed && !o.violations.is_empty())
-        .count();
-    writeln!(
-        out,
-        "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean; {} input errors",
-        result.objects.len(),
-        result.objects.len() - denied - with_findings,
-        result.errors.len()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_documents_with_lines() {
-        let text =
-            "# comment\napiVersion: v1\nkind: Pod\n---\n\n---\nkind: Deployment\n--- {kind: Pod}\n";
-        let docs = documents(text);
-        let lines: Vec<usize> = docs.iter().map(|d| d.0).collect();
-        assert_eq!(lines, [2, 7, 8]);
-    }
 
     #[test]
     fn list_and_admission_review_and_malformed() {
@@ -432,7 +220,7 @@ mod tests {
         check_text(&policy, "l.yaml", list, "default", &mut r);
         assert_eq!(r.objects.len(), 1);
         assert!(!r.objects[0].allowed);
-        let review = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"namespace":"kube-system","operation":"CREATE","object":{"kind":"Pod","metadata":{"name":"b"},"spec":{"volumes":[{"name":"t","emptyDir":{}}]}}}}"#;
+        let review = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"kube-system","operation":"CREATE","object":{"kind":"Pod","metadata":{"name":"b"},"spec":{"volumes":[{"name":"t","emptyDir":{}}]}}}}"#;
         check_text(&policy, "r.json", review, "default", &mut r);
         assert_eq!(r.objects.len(), 2);
         assert!(r.objects[1].allowed);
@@ -448,5 +236,36 @@ mod tests {
         assert_eq!(r.errors[0].file, "bad.yaml");
         assert!(r.errors[0].line.unwrap() >= 3, "{}", r.errors[0]);
         assert_eq!(r.exit_code(), 2);
+    }
+
+    /// Offline and at admission, a review means the same: a status subresource is not
+    /// judged, an unknown operation is an input error (a 400 on the wire).
+    #[test]
+    fn reviews_are_judged_as_the_webhook_judges_them() {
+        let policy = Policy::default();
+        let review = |op: &str, sub: &str| {
+            format!(
+                r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"1","kind":{{"group":"","version":"v1","kind":"Pod"}},"resource":{{"group":"","version":"v1","resource":"pods"}},{sub}"namespace":"default","operation":"{op}","object":{{"kind":"Pod","metadata":{{"name":"b"}},"spec":{{"containers":[{{"name":"c","volumeMounts":[{{"name":"t","mountPath":"/t"}}]}}],"volumes":[{{"name":"t","emptyDir":{{}}}}]}}}}}}}}"#
+            )
+        };
+        let mut r = CheckResult::default();
+        check_text(&policy, "a.json", &review("CREATE", ""), "default", &mut r);
+        assert_eq!(r.objects.len(), 1);
+        assert!(!r.objects[0].allowed);
+        check_text(
+            &policy,
+            "b.json",
+            &review("UPDATE", r#""subResource":"status","#),
+            "default",
+            &mut r,
+        );
+        assert_eq!(r.objects.len(), 1, "status subresource is not judged");
+        check_text(&policy, "c.json", &review("PATCH", ""), "default", &mut r);
+        assert_eq!(r.errors.len(), 1, "unknown operation");
+        assert!(
+            r.errors[0].message.contains("AdmissionReview"),
+            "{}",
+            r.errors[0]
+        );
     }
 }

@@ -1,41 +1,104 @@
-//! `volguard rules`: the catalogue with defaults from the embedded policy.
+//! `volguard rules`: the catalogue, from the registry (defaults included).
 
 use std::process::ExitCode;
 
+use clap::ValueEnum;
 use serde::Serialize;
 
-use super::OutputFormat;
-use crate::policy::{Policy, RuleConfig};
-use crate::rules::RULES;
+use crate::engine::rules::{RULES, RuleOptions};
 
-#[derive(Serialize)]
-struct RuleDoc {
-    rule: &'static str,
-    default_action: &'static str,
-    options: Vec<(String, String)>,
-    summary: &'static str,
-    explanation: &'static str,
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum RulesFormat {
+    Text,
+    Json,
+    /// The README's rule table.
+    Markdown,
 }
 
-fn option_default(cfg: &RuleConfig, opt: &str) -> String {
-    let list = |v: Vec<String>| format!("[{}]", v.join(", "));
-    match opt {
-        "paths" => list(cfg.paths.iter().map(|p| p.to_string()).collect()),
-        "allowed" => list(cfg.allowed.clone()),
-        "media" => list(
-            cfg.media
-                .iter()
-                .map(|m| format!("{m:?}").to_lowercase())
-                .collect(),
-        ),
-        "maxDisk" => cfg.max_disk.to_string(),
-        "maxMemory" => cfg.max_memory.to_string(),
-        "maxTotal" => cfg
-            .max_total
-            .map(|q| q.to_string())
-            .unwrap_or_else(|| "unset".into()),
-        _ => String::new(),
+#[derive(Debug, clap::Args)]
+pub struct RulesArgs {
+    #[arg(short = 'o', long, value_enum, default_value_t = RulesFormat::Text)]
+    pub output: RulesFormat,
+}
+
+#[derive(Serialize)]
+pub struct RuleDoc {
+    pub rule: &'static str,
+    pub default_action: &'static str,
+    pub options: Vec<OptionDefault>,
+    pub summary: &'static str,
+    pub explanation: &'static str,
+}
+
+#[derive(Serialize)]
+pub struct OptionDefault {
+    pub name: &'static str,
+    pub default: String,
+    pub help: &'static str,
+}
+
+/// Every rule with its defaults, in registry order.
+pub fn docs() -> Vec<RuleDoc> {
+    RULES
+        .iter()
+        .map(|r| {
+            let defaults = RuleOptions::default_for(r.id).to_value();
+            RuleDoc {
+                rule: r.name(),
+                default_action: r.meta.default_action.as_str(),
+                options: r
+                    .meta
+                    .options
+                    .iter()
+                    .map(|o| OptionDefault {
+                        name: o.name,
+                        default: show(defaults.get(o.name)),
+                        help: o.help,
+                    })
+                    .collect(),
+                summary: r.meta.summary,
+                explanation: r.meta.explanation,
+            }
+        })
+        .collect()
+}
+
+/// A default value in flow YAML (`[a, b]`, `10Gi`), `unset` for null.
+fn show(v: Option<&serde_yaml_ng::Value>) -> String {
+    use serde_yaml_ng::Value;
+    match v {
+        None | Some(Value::Null) => "unset".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Sequence(items)) => {
+            let items: Vec<String> = items.iter().map(|i| show(Some(i))).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Some(other) => serde_yaml_ng::to_string(other)
+            .unwrap_or_default()
+            .trim()
+            .to_owned(),
     }
+}
+
+/// The README table: one row per rule.
+pub fn markdown() -> String {
+    let mut out =
+        String::from("| rule ID | what it flags | default | options |\n|---|---|---|---|\n");
+    for d in docs() {
+        let options: Vec<String> = d
+            .options
+            .iter()
+            .map(|o| format!("`{}`: {} (default `{}`)", o.name, o.help, o.default))
+            .collect();
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            d.rule,
+            d.summary,
+            d.default_action,
+            options.join("; ")
+        ));
+    }
+    out
 }
 
 fn wrap(text: &str, width: usize, indent: &str) -> String {
@@ -61,38 +124,21 @@ fn wrap(text: &str, width: usize, indent: &str) -> String {
     out
 }
 
-pub fn main(output: OutputFormat) -> ExitCode {
-    let policy = Policy::default();
-    let docs: Vec<RuleDoc> = RULES
-        .iter()
-        .map(|r| {
-            let cfg = policy.base_rules().get(r.id);
-            RuleDoc {
-                rule: r.name,
-                default_action: cfg.action.as_str(),
-                options: r
-                    .options
-                    .iter()
-                    .map(|o| (o.to_string(), option_default(cfg, o)))
-                    .collect(),
-                summary: r.summary,
-                explanation: r.explanation,
-            }
-        })
-        .collect();
-    match output {
-        OutputFormat::Json => {
+pub fn run(args: RulesArgs) -> ExitCode {
+    match args.output {
+        RulesFormat::Json => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&docs).expect("serialises")
+                serde_json::to_string_pretty(&docs()).expect("serialises")
             );
         }
-        OutputFormat::Text => {
-            for d in &docs {
+        RulesFormat::Markdown => print!("{}", markdown()),
+        RulesFormat::Text => {
+            for d in docs() {
                 println!("{}  (default: {})", d.rule, d.default_action);
                 println!("  {}", d.summary);
-                for (o, v) in &d.options {
-                    println!("  option {o}: default {v}");
+                for o in &d.options {
+                    println!("  option {}: default {} ({})", o.name, o.default, o.help);
                 }
                 print!("{}", wrap(d.explanation, 92, "    "));
                 println!();

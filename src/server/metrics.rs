@@ -157,3 +157,24 @@ impl Metrics {
             .inc();
     }
 }
+
+impl crate::source::PolicyObserver for Metrics {
+    fn installed(&self, p: &crate::source::LoadedPolicy) {
+        self.policy_generation.set(p.generation as i64);
+        self.policy_info.clear();
+        self.policy_info
+            .get_or_create(&PolicyLabels {
+                hash: p.policy.hash.clone(),
+                source: p.source.clone(),
+            })
+            .set(1);
+        // Generation 0 is the embedded default the store starts with, not a load.
+        if p.generation > 0 {
+            self.reload("success");
+        }
+    }
+
+    fn rejected(&self) {
+        self.reload("invalid");
+    }
+}

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -27,6 +28,115 @@ pub enum TlsError {
     Invalid { what: String, source: rustls::Error },
     #[error("client CA {0}: {1}")]
     ClientCa(String, String),
+    #[error(transparent)]
+    DevCertificate(#[from] crate::certs::CertError),
+}
+
+/// Where the serving certificate comes from.
+#[derive(Debug, Clone)]
+pub enum TlsFiles {
+    /// PEM certificate chain and private key files, reloaded when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A development CA and certificate for localhost, generated into (or reused from) a
+    /// directory.
+    Dev { dir: PathBuf },
+}
+
+/// The certificate and key files in use, and the CA to trust them for a dev certificate.
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub dev_ca: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// The files to read, generating the development certificate when needed.
+    pub fn resolve(&self) -> Result<CertFiles, TlsError> {
+        match self {
+            TlsFiles::Files { cert, key } => Ok(CertFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                dev_ca: None,
+            }),
+            TlsFiles::Dev { dir } => dev_certificate(dir),
+        }
+    }
+}
+
+fn dev_certificate(dir: &Path) -> Result<CertFiles, TlsError> {
+    let files = CertFiles {
+        cert: dir.join("tls.crt"),
+        key: dir.join("tls.key"),
+        dev_ca: Some(dir.join("ca.crt")),
+    };
+    let reusable = match (std::fs::read(&files.cert), std::fs::read(&files.key)) {
+        (Ok(c), Ok(k)) => {
+            certified_key(&c, &k, "tls.crt", "tls.key").is_ok() && dir.join("ca.crt").exists()
+        }
+        _ => false,
+    };
+    if reusable {
+        tracing::info!(dir = %dir.display(), "reusing the development certificate");
+    } else {
+        let bundle = crate::certs::generate(&crate::certs::dev_sans(), 365)?;
+        crate::certs::write_bundle(dir, &bundle)?;
+        tracing::info!(dir = %dir.display(), "generated a development CA and certificate for localhost, 127.0.0.1 and ::1");
+    }
+    Ok(files)
+}
+
+/// A key pair read from its files, with the file contents (to notice changes).
+pub struct LoadedKey {
+    pub key: CertifiedKey,
+    pub pems: Vec<Vec<u8>>,
+}
+
+impl LoadedKey {
+    pub fn read(files: &CertFiles) -> Result<Self, TlsError> {
+        let cert_pem = read(&files.cert)?;
+        let key_pem = read(&files.key)?;
+        let key = certified_key(
+            &cert_pem,
+            &key_pem,
+            &files.cert.display().to_string(),
+            &files.key.display().to_string(),
+        )?;
+        Ok(LoadedKey {
+            key,
+            pems: vec![cert_pem, key_pem],
+        })
+    }
+}
+
+/// Certificate rotation: swaps the key pair when both files parse and match; otherwise the
+/// current pair stays and the rejection is logged and counted.
+pub async fn watch(
+    files: CertFiles,
+    interval: Duration,
+    initial: Vec<Vec<u8>>,
+    resolver: Arc<ReloadingResolver>,
+    metrics: Arc<super::metrics::Metrics>,
+) {
+    let cert_name = files.cert.display().to_string();
+    let key_name = files.key.display().to_string();
+    crate::source::file::watch(
+        vec![files.cert.clone(), files.key.clone()],
+        interval,
+        initial,
+        move |contents| match certified_key(&contents[0], &contents[1], &cert_name, &key_name) {
+            Ok(k) => {
+                resolver.replace(k);
+                metrics.cert_reload("success");
+                tracing::info!(cert = %cert_name, "TLS certificate reloaded");
+            }
+            Err(e) => {
+                metrics.cert_reload("invalid");
+                tracing::warn!(error = %e, "new TLS certificate rejected; keeping the current one");
+            }
+        },
+    )
+    .await
 }
 
 /// The serving key pair, replaceable while serving.

@@ -1,9 +1,19 @@
 //! `volume-unused`: every volume is mounted or used as a device by some container.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "volume-unused",
+    default_action: Action::Warn,
+    summary: "a volume no container mounts or uses as a device",
+    explanation: "A volume nobody mounts is usually a typo in a mount's name or a leftover; it still costs \
+         the kubelet work (and, for a PVC, an attachment).",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     let vols = ctx.volumes();
     let mut used = vec![false; vols.len()];
     for c in &ctx.containers {
@@ -24,7 +34,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
         if !used[i] {
             out.push(Violation {
                 rule: RuleId::VolumeUnused,
-                path: ctx.volume_path(i),
+                path: ctx.volume_field(i),
                 message: format!(
                     "volume {} is not mounted by any container; mount it or remove it",
                     q(&v.name)
@@ -36,8 +46,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::VolumeUnused as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::VolumeUnused as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

@@ -1,16 +1,26 @@
 //! `volume-name-unique`: no two volumes share a name.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "volume-name-unique",
+    default_action: Action::Deny,
+    summary: "two volumes share a name",
+    explanation: "Volume names must be unique within a Pod; mounts refer to volumes by name, so a duplicate \
+         makes it ambiguous which source a container gets.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for (i, v) in ctx.volumes().iter().enumerate() {
         if let Some((first, _)) = ctx.volume(&v.name)
             && first != i
         {
             out.push(Violation {
                 rule: RuleId::VolumeNameUnique,
-                path: ctx.volume_path(i),
+                path: ctx.volume_field(i),
                 message: format!(
                     "volume name {} is already used by volumes[{first}]; give each volume a unique name",
                     q(&v.name)
@@ -22,8 +32,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::VolumeNameUnique as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::VolumeNameUnique as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

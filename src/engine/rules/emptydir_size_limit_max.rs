@@ -1,10 +1,56 @@
 //! `emptydir-size-limit-max`: sizeLimits are valid, positive and within the maxima.
 
-use super::{PodCtx, RuleId, Violation, first_over, q};
-use crate::model::Medium;
-use crate::policy::{RuleConfig, RuleSet};
+use serde::{Deserialize, Serialize};
 
-pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+use crate::engine::quantity::PositiveQuantity;
+use super::{Action, OptionDoc, quantity_schema, RuleMeta, RuleSet, PodCtx, RuleId, Violation, first_over, q};
+use crate::engine::model::Medium;
+
+pub const META: RuleMeta = RuleMeta {
+    name: "emptydir-size-limit-max",
+    default_action: Action::Deny,
+    summary: "a `sizeLimit` above the maximum for its medium, zero/negative, or not a quantity",
+    explanation: "Caps each emptyDir's `sizeLimit` by medium (`maxDisk`, `maxMemory`) and optionally the \
+         sum over the Pod (`maxTotal`). A `sizeLimit` that is zero, negative or not a valid \
+         quantity is also reported. Quantities compare exactly: `10240Mi` equals `10Gi`.",
+    options: &[
+        OptionDoc {
+            name: "maxDisk",
+            schema: quantity_schema,
+            help: "largest sizeLimit of a disk-backed emptyDir",
+        },
+        OptionDoc {
+            name: "maxMemory",
+            schema: quantity_schema,
+            help: "largest sizeLimit of a memory-backed (tmpfs) emptyDir",
+        },
+        OptionDoc {
+            name: "maxTotal",
+            schema: || serde_json::json!({"anyOf": [{"type": "null"}, quantity_schema()]}),
+            help: "largest sum of the emptyDir sizeLimits of one Pod (unset: no total)",
+        },
+    ],
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Options {
+    pub max_disk: PositiveQuantity,
+    pub max_memory: PositiveQuantity,
+    pub max_total: Option<PositiveQuantity>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_disk: PositiveQuantity::from_literal("10Gi"),
+            max_memory: PositiveQuantity::from_literal("2Gi"),
+            max_total: None,
+        }
+    }
+}
+
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for (i, v, e, medium) in ctx.empty_dirs() {
         let Some(parsed) = ctx.size_limit(i) else {
             continue;
@@ -14,10 +60,10 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
             .as_ref()
             .map(|r| r.0.as_str())
             .unwrap_or_default();
-        let path = format!("{}.emptyDir.sizeLimit", ctx.volume_path(i));
+        let path = format!("{}.emptyDir.sizeLimit", ctx.volume_field(i));
         let (max, what) = match medium {
-            Medium::Disk => (cfg.max_disk, "disk-backed"),
-            Medium::Memory => (cfg.max_memory, "memory-backed"),
+            Medium::Disk => (*opts.max_disk, "disk-backed"),
+            Medium::Memory => (*opts.max_memory, "memory-backed"),
             Medium::HugePages => continue,
         };
         let message = match parsed {
@@ -44,14 +90,14 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
             message,
         });
     }
-    if let Some(total) = cfg.max_total {
+    if let Some(total) = opts.max_total.as_deref().copied() {
         let sized = ctx
             .empty_dirs()
             .filter(|(_, _, _, m)| *m != Medium::HugePages);
         if let Some((i, v, sum)) = first_over(ctx, sized, total) {
             out.push(Violation {
                 rule: RuleId::EmptydirSizeLimitMax,
-                path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
+                path: format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
                 message: format!(
                     "emptyDir sizeLimits add up to {sum} (through {}), above the {total} total allowed per Pod; lower them",
                     q(&v.name)
@@ -63,8 +109,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::EmptydirSizeLimitMax as R;
-    use crate::rules::testutil::{paths, run, run_with};
+    use crate::engine::rules::RuleId::EmptydirSizeLimitMax as R;
+    use crate::engine::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(empty_dir: &str) -> String {

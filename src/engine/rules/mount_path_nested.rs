@@ -1,15 +1,26 @@
 //! `mount-path-nested`: within one container, no mount strictly inside another.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::paths::is_strictly_inside;
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use crate::engine::paths::is_strictly_inside;
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-path-nested",
+    default_action: Action::Warn,
+    summary: "within one container, a mount strictly inside another (`/data` and `/data/cache`, not `/data` and `/database`)",
+    explanation: "A mount at `/data/cache` inside a mount at `/data` shadows part of the outer volume and \
+         depends on mount order; files written there do not land in the outer volume. `/data` and \
+         `/database` are not nested.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
-        for (j, inner) in c.mount_paths.iter().enumerate() {
+        for (j, inner) in c.normalized_mount_paths.iter().enumerate() {
             // Report against the closest (longest) enclosing mount.
             let outer = c
-                .mount_paths
+                .normalized_mount_paths
                 .iter()
                 .enumerate()
                 .filter(|(k, p)| *k != j && is_strictly_inside(inner, p))
@@ -17,7 +28,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             if let Some((k, outer)) = outer {
                 out.push(Violation {
                     rule: RuleId::MountPathNested,
-                    path: c.mount_path(ctx.prefix, j),
+                    path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at {}, inside the mount of {} at {}; move it out",
                         q(&c.c.name),
@@ -34,8 +45,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountPathNested as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::MountPathNested as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

@@ -1,32 +1,69 @@
 //! `emptydir-size-limit-required`: emptyDirs (of the configured media) set a sizeLimit.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::model::Medium;
-use crate::policy::{Action, MediaKind, RuleConfig, RuleSet};
+use serde::{Deserialize, Serialize};
+use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use crate::engine::model::Medium;
 
-pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, rules: &RuleSet, out: &mut Vec<Violation>) {
-    let max = rules.get(RuleId::EmptydirSizeLimitMax);
+pub const META: RuleMeta = RuleMeta {
+    name: "emptydir-size-limit-required",
+    default_action: Action::Deny,
+    summary: "an emptyDir without `sizeLimit`",
+    explanation: "An emptyDir without `sizeLimit` can fill the node's disk (or, memory-backed, its memory) \
+         until the kubelet evicts Pods. `media` selects which emptyDirs need one: `disk`, \
+         `memory` or both. HugePages-backed emptyDirs are bounded by hugepage limits and exempt.",
+    options: &[OptionDoc {
+        name: "media",
+        schema: || serde_json::json!({"type": "array", "items": {"type": "string", "enum": ["disk", "memory"]}}),
+        help: "which emptyDirs need a sizeLimit: disk-backed, memory-backed (tmpfs) or both",
+    }],
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Options {
+    pub media: Vec<MediaKind>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            media: vec![MediaKind::Disk, MediaKind::Memory],
+        }
+    }
+}
+
+/// Which emptyDir media the rule applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MediaKind {
+    Disk,
+    Memory,
+}
+
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Violation>) {
+    let max_action = rules.get(RuleId::EmptydirSizeLimitMax).action;
+    let max = rules.emptydir_size_limit_max();
     for (i, v, e, medium) in ctx.empty_dirs() {
         let applies = match medium {
-            Medium::Disk => cfg.media.contains(&MediaKind::Disk),
-            Medium::Memory => cfg.media.contains(&MediaKind::Memory),
+            Medium::Disk => opts.media.contains(&MediaKind::Disk),
+            Medium::Memory => opts.media.contains(&MediaKind::Memory),
             Medium::HugePages => false,
         };
         if !applies || e.size_limit.is_some() {
             continue;
         }
         let (what, hint) = match medium {
-            Medium::Memory => ("memory-backed emptyDir", max.max_memory),
-            _ => ("emptyDir", max.max_disk),
+            Medium::Memory => ("memory-backed emptyDir", *max.max_memory),
+            _ => ("emptyDir", *max.max_disk),
         };
-        let fix = if max.action == Action::Off {
+        let fix = if max_action == Action::Off {
             "set sizeLimit".to_owned()
         } else {
             format!("set sizeLimit (at most {hint})")
         };
         out.push(Violation {
             rule: RuleId::EmptydirSizeLimitRequired,
-            path: format!("{}.emptyDir", ctx.volume_path(i)),
+            path: format!("{}.emptyDir", ctx.volume_field(i)),
             message: format!("{what} {} has no sizeLimit; {fix}", q(&v.name)),
         });
     }
@@ -34,8 +71,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, rules: &RuleSet, out: &m
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::EmptydirSizeLimitRequired as R;
-    use crate::rules::testutil::{paths, run, run_with};
+    use crate::engine::rules::RuleId::EmptydirSizeLimitRequired as R;
+    use crate::engine::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(empty_dir: &str) -> String {

@@ -1,10 +1,23 @@
 //! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
 
-use super::{LimitKind, PodCtx, RuleId, Violation, first_over, name_list, q};
-use crate::model::Medium;
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, LimitKind, PodCtx, RuleId, Violation, first_over, name_list, q};
+use crate::engine::model::Medium;
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "emptydir-memory-within-limits",
+    default_action: Action::Deny,
+    summary: "memory-backed emptyDirs that do not fit the Pod's memory limit",
+    explanation: "A `medium: Memory` emptyDir is tmpfs and its pages count against the Pod's memory limit. \
+         The summed `sizeLimit`s must fit the Pod's memory limit (pod-level \
+         `spec.resources.limits.memory`, else the sum of the regular containers' limits); a Pod \
+         with a memory-backed emptyDir and no memory limit (any container without one) is \
+         reported too.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     let mut memory = ctx
         .empty_dirs()
         .filter(|(_, _, _, m)| *m == Medium::Memory)
@@ -21,7 +34,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             };
             out.push(Violation {
                 rule: RuleId::EmptydirMemoryWithinLimits,
-                path: format!("{}.emptyDir", ctx.volume_path(first)),
+                path: format!("{}.emptyDir", ctx.volume_field(first)),
                 message: format!(
                     "memory-backed emptyDir {} is unbounded by the Pod: {who}; set resources.limits.memory",
                     q(&first_vol.name)
@@ -32,7 +45,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             if let Some((i, v, sum)) = first_over(ctx, memory, *limit) {
                 out.push(Violation {
                     rule: RuleId::EmptydirMemoryWithinLimits,
-                    path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
+                    path: format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
                     message: format!(
                         "memory emptyDirs sum to {sum} (through {}), over the Pod's {limit} memory limit; \
                          lower sizeLimit or raise the limit",
@@ -46,8 +59,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::EmptydirMemoryWithinLimits as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::EmptydirMemoryWithinLimits as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: b, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n  - {name: d, emptyDir: {sizeLimit: 100Gi}}\n";

@@ -1,10 +1,21 @@
 //! `mount-readonly-source`: a volume whose source declares `readOnly: true` is mounted
 //! with `readOnly: true`.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-readonly-source",
+    default_action: Action::Warn,
+    summary: "a volume whose source declares `readOnly: true` (PVC, CSI, NFS, ...) mounted without `readOnly: true`",
+    explanation: "A volume whose source declares `readOnly: true` (a PVC, CSI, NFS, iSCSI, ... source) is \
+         mounted read-only whatever the mount says; a mount without `readOnly: true` promises a \
+         writable directory the application will not get.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         for (j, m) in c.c.volume_mounts.iter().enumerate() {
             let Some((_, vol)) = ctx.volume(&m.name) else {
@@ -14,7 +25,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                 let source = vol.source.as_deref().unwrap_or("source");
                 out.push(Violation {
                     rule: RuleId::MountReadonlySource,
-                    path: c.mount_path(ctx.prefix, j),
+                    path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts volume {} writable, but its {source} source is \
                          readOnly; set readOnly: true on the mount",
@@ -29,8 +40,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountReadonlySource as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::MountReadonlySource as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

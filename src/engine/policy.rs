@@ -2,112 +2,14 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::paths::PathPattern;
-use crate::quantity::Quantity;
-use crate::rules::{RULES, RuleId};
+use crate::engine::rules::{Action, RULES, RuleId, RuleOptions, RuleSet, RuleSetting};
 
 /// The embedded default policy, printed by `volguard policy default`.
 pub const DEFAULT_POLICY_YAML: &str = include_str!("policy/default.yaml");
-
-/// Volume source keys a `volume-type-allowed.allowed` list may name.
-pub const VOLUME_SOURCES: &[&str] = &[
-    "awsElasticBlockStore",
-    "azureDisk",
-    "azureFile",
-    "cephfs",
-    "cinder",
-    "configMap",
-    "csi",
-    "downwardAPI",
-    "emptyDir",
-    "ephemeral",
-    "fc",
-    "flexVolume",
-    "flocker",
-    "gcePersistentDisk",
-    "gitRepo",
-    "glusterfs",
-    "hostPath",
-    "image",
-    "iscsi",
-    "nfs",
-    "persistentVolumeClaim",
-    "photonPersistentDisk",
-    "portworxVolume",
-    "projected",
-    "quobyte",
-    "rbd",
-    "scaleIO",
-    "secret",
-    "storageos",
-    "vsphereVolume",
-];
-
-/// What a rule's violations do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Off,
-    Audit,
-    Warn,
-    Deny,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Off => "off",
-            Action::Audit => "audit",
-            Action::Warn => "warn",
-            Action::Deny => "deny",
-        }
-    }
-}
-
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Action {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Action;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("one of deny, warn, audit, off")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Action, E> {
-                match v {
-                    "deny" => Ok(Action::Deny),
-                    "warn" => Ok(Action::Warn),
-                    "audit" => Ok(Action::Audit),
-                    "off" => Ok(Action::Off),
-                    other => Err(E::custom(format_args!(
-                        "unknown action {other:?} (expected one of deny, warn, audit, off)"
-                    ))),
-                }
-            }
-            // YAML 1.1 tools (Helm, kubectl) turn a bare `off` into `false`.
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Action, E> {
-                if v {
-                    Err(E::custom(
-                        "`true` is not an action (expected one of deny, warn, audit, off)",
-                    ))
-                } else {
-                    Ok(Action::Off)
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
 
 /// Global rollout mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -136,14 +38,6 @@ impl Mode {
     }
 }
 
-/// Which emptyDir media `emptydir-size-limit-required` applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MediaKind {
-    Disk,
-    Memory,
-}
-
 /// A namespace glob (`*`, `?`).
 #[derive(Debug, Clone)]
 pub struct NsGlob(glob::Pattern);
@@ -166,92 +60,6 @@ impl<'de> Deserialize<'de> for NsGlob {
     }
 }
 
-/// One rule's settings as written: every field optional, merged field by field.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RuleSpec {
-    pub action: Option<Action>,
-    pub paths: Option<Vec<PathPattern>>,
-    pub allowed: Option<Vec<String>>,
-    pub media: Option<Vec<MediaKind>>,
-    pub max_disk: Option<Quantity>,
-    pub max_memory: Option<Quantity>,
-    pub max_total: Option<Quantity>,
-}
-
-impl RuleSpec {
-    fn merge(&mut self, over: &RuleSpec) {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
-        }
-        take!(
-            action, paths, allowed, media, max_disk, max_memory, max_total
-        );
-    }
-
-    /// Names of the options set (other than `action`).
-    fn options_set(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.paths.is_some() {
-            v.push("paths");
-        }
-        if self.allowed.is_some() {
-            v.push("allowed");
-        }
-        if self.media.is_some() {
-            v.push("media");
-        }
-        if self.max_disk.is_some() {
-            v.push("maxDisk");
-        }
-        if self.max_memory.is_some() {
-            v.push("maxMemory");
-        }
-        if self.max_total.is_some() {
-            v.push("maxTotal");
-        }
-        v
-    }
-}
-
-/// A rule's effective settings for one namespace.
-#[derive(Debug, Clone)]
-pub struct RuleConfig {
-    pub action: Action,
-    pub paths: Vec<PathPattern>,
-    pub allowed: Vec<String>,
-    pub media: Vec<MediaKind>,
-    pub max_disk: Quantity,
-    pub max_memory: Quantity,
-    pub max_total: Option<Quantity>,
-}
-
-impl RuleConfig {
-    fn resolve(spec: &RuleSpec) -> Self {
-        RuleConfig {
-            action: spec.action.unwrap_or(Action::Off),
-            paths: spec.paths.clone().unwrap_or_default(),
-            allowed: spec.allowed.clone().unwrap_or_default(),
-            media: spec.media.clone().unwrap_or_default(),
-            max_disk: spec.max_disk.unwrap_or(Quantity::ZERO),
-            max_memory: spec.max_memory.unwrap_or(Quantity::ZERO),
-            max_total: spec.max_total,
-        }
-    }
-}
-
-/// The effective settings of every rule, indexed by `RuleId`.
-#[derive(Debug, Clone)]
-pub struct RuleSet {
-    rules: Vec<RuleConfig>,
-}
-
-impl RuleSet {
-    pub fn get(&self, id: RuleId) -> &RuleConfig {
-        &self.rules[id as usize]
-    }
-}
-
 /// `policy.yaml` as written.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -259,7 +67,7 @@ struct PolicyFile {
     mode: Option<Mode>,
     exempt_namespaces: Option<Vec<NsGlob>>,
     allow_exemption_annotation: Option<bool>,
-    rules: Option<BTreeMap<String, RuleSpec>>,
+    rules: Option<BTreeMap<String, RuleMap>>,
     namespace_overrides: Option<Vec<OverrideFile>>,
 }
 
@@ -268,13 +76,18 @@ struct PolicyFile {
 struct OverrideFile {
     namespaces: Vec<NsGlob>,
     #[serde(default)]
-    rules: BTreeMap<String, RuleSpec>,
+    rules: BTreeMap<String, RuleMap>,
 }
+
+/// One rule's settings as written (`action` and options), merged key by key.
+type RuleMap = serde_yaml_ng::Mapping;
 
 #[derive(Debug, Clone)]
 struct Override {
     namespaces: Vec<NsGlob>,
-    rules: Vec<(RuleId, RuleSpec)>,
+    rules: Vec<(RuleId, RuleMap)>,
+    /// The base rules with only this override merged (the usual case: one match).
+    alone: RuleSet,
 }
 
 /// A validated policy, ready to evaluate with. Cheap to share behind an `Arc`.
@@ -283,7 +96,8 @@ pub struct Policy {
     pub mode: Mode,
     pub exempt_namespaces: Vec<NsGlob>,
     pub allow_exemption_annotation: bool,
-    base_specs: Vec<RuleSpec>,
+    /// Each rule's merged settings as written (defaults, then `rules`), for overrides.
+    base_maps: Vec<RuleMap>,
     base: RuleSet,
     overrides: Vec<Override>,
     /// Hex SHA-256 of the source text (first 16 hex digits), for metrics and logs.
@@ -307,7 +121,11 @@ impl Default for Policy {
 }
 
 fn known_rules() -> String {
-    RULES.iter().map(|r| r.name).collect::<Vec<_>>().join(", ")
+    RULES
+        .iter()
+        .map(|r| r.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl Policy {
@@ -333,13 +151,13 @@ impl Policy {
             }
         };
 
-        let defaults = default_specs();
-        let mut base_specs = defaults.clone();
+        let mut base_maps = default_maps();
         if let Some(rules) = &parsed.rules {
-            for (id, spec) in resolve_rule_map(rules, "rules").map_err(|(p, m)| err(p, m))? {
-                base_specs[id as usize].merge(&spec);
+            for (id, map) in resolve_rule_map(rules, "rules").map_err(|(p, m)| err(p, m))? {
+                merge(&mut base_maps[id as usize], &map);
             }
         }
+        let base = resolve(&base_maps, "rules").map_err(|(p, m)| err(p, m))?;
         let mut overrides = Vec::new();
         for (i, o) in parsed
             .namespace_overrides
@@ -347,17 +165,24 @@ impl Policy {
             .into_iter()
             .enumerate()
         {
+            let at = format!("namespaceOverrides[{i}]");
             if o.namespaces.is_empty() {
                 return Err(err(
-                    format!("namespaceOverrides[{i}].namespaces"),
+                    format!("{at}.namespaces"),
                     "must list at least one namespace pattern".into(),
                 ));
             }
-            let rules = resolve_rule_map(&o.rules, &format!("namespaceOverrides[{i}].rules"))
-                .map_err(|(p, m)| err(p, m))?;
+            let at = format!("{at}.rules");
+            let rules = resolve_rule_map(&o.rules, &at).map_err(|(p, m)| err(p, m))?;
+            let mut maps = base_maps.clone();
+            for (id, map) in &rules {
+                merge(&mut maps[*id as usize], map);
+            }
+            let alone = resolve(&maps, &at).map_err(|(p, m)| err(p, m))?;
             overrides.push(Override {
                 namespaces: o.namespaces,
                 rules,
+                alone,
             });
         }
         let policy = Policy {
@@ -369,10 +194,8 @@ impl Policy {
                     .collect()
             }),
             allow_exemption_annotation: parsed.allow_exemption_annotation.unwrap_or(false),
-            base: RuleSet {
-                rules: base_specs.iter().map(RuleConfig::resolve).collect(),
-            },
-            base_specs,
+            base,
+            base_maps,
             overrides,
             hash: hex16(text),
         };
@@ -386,23 +209,28 @@ impl Policy {
     /// The rule settings in force for `namespace`: the base rules with every matching
     /// `namespaceOverrides` entry merged over them in order.
     pub fn rules_for(&self, namespace: &str) -> Cow<'_, RuleSet> {
-        let matching: Vec<&Override> = self
+        let mut matching = self
             .overrides
             .iter()
-            .filter(|o| o.namespaces.iter().any(|g| g.matches(namespace)))
-            .collect();
-        if matching.is_empty() {
+            .filter(|o| o.namespaces.iter().any(|g| g.matches(namespace)));
+        let Some(first) = matching.next() else {
             return Cow::Borrowed(&self.base);
-        }
-        let mut specs = self.base_specs.clone();
-        for o in matching {
-            for (id, spec) in &o.rules {
-                specs[*id as usize].merge(spec);
+        };
+        let Some(second) = matching.next() else {
+            return Cow::Borrowed(&first.alone);
+        };
+        let mut maps = self.base_maps.clone();
+        for o in [first, second].into_iter().chain(matching) {
+            for (id, map) in &o.rules {
+                merge(&mut maps[*id as usize], map);
             }
         }
-        Cow::Owned(RuleSet {
-            rules: specs.iter().map(RuleConfig::resolve).collect(),
-        })
+        // Each override was validated merged over the base; their keys are independent, so
+        // the combination is valid too. Should that ever not hold, the first match stands.
+        match resolve(&maps, "namespaceOverrides") {
+            Ok(set) => Cow::Owned(set),
+            Err(_) => Cow::Borrowed(&first.alone),
+        }
     }
 
     pub fn base_rules(&self) -> &RuleSet {
@@ -410,73 +238,161 @@ impl Policy {
     }
 }
 
-fn default_specs() -> Vec<RuleSpec> {
-    // The embedded default.yaml is the single source of truth for defaults.
-    let file: PolicyFile =
-        serde_yaml_ng::from_str(DEFAULT_POLICY_YAML).expect("embedded default parses");
-    let rules = file.rules.unwrap_or_default();
+/// Every rule's registry defaults as a policy mapping (`action` plus options).
+fn default_maps() -> Vec<RuleMap> {
     RULES
         .iter()
-        .map(|r| rules.get(r.name).cloned().unwrap_or_default())
+        .map(|r| {
+            let mut map = match RuleOptions::default_for(r.id).to_value() {
+                serde_yaml_ng::Value::Mapping(m) => m,
+                _ => RuleMap::new(),
+            };
+            map.insert(
+                "action".into(),
+                r.meta.default_action.as_str().to_owned().into(),
+            );
+            map
+        })
         .collect()
 }
 
-/// Maps rule names to IDs and checks each rule only sets the options it has.
+/// Merges `over` into `base` key by key (lists and values are replaced whole).
+fn merge(base: &mut RuleMap, over: &RuleMap) {
+    for (k, v) in over {
+        base.insert(k.clone(), v.clone());
+    }
+}
+
+/// Checks rule names and that each rule only sets `action` and its own options.
 fn resolve_rule_map(
-    rules: &BTreeMap<String, RuleSpec>,
+    rules: &BTreeMap<String, RuleMap>,
     at: &str,
-) -> Result<Vec<(RuleId, RuleSpec)>, (String, String)> {
+) -> Result<Vec<(RuleId, RuleMap)>, (String, String)> {
     let mut out = Vec::with_capacity(rules.len());
-    for (name, spec) in rules {
-        let Some(info) = RULES.iter().find(|r| r.name == name) else {
+    for (name, map) in rules {
+        let Some(info) = RULES.iter().find(|r| r.name() == name) else {
             return Err((
                 format!("{at}.{name}"),
                 format!("unknown rule (known: {})", known_rules()),
             ));
         };
-        for opt in spec.options_set() {
-            if !info.options.contains(&opt) {
-                let has = if info.options.is_empty() {
-                    "it has none besides action".to_owned()
-                } else {
-                    format!("it has: action, {}", info.options.join(", "))
-                };
-                return Err((
-                    format!("{at}.{name}.{opt}"),
-                    format!("not an option of this rule ({has})"),
-                ));
+        for key in map.keys() {
+            let Some(key) = key.as_str() else {
+                return Err((format!("{at}.{name}"), "keys must be strings".into()));
+            };
+            if key == "action" || info.meta.options.iter().any(|o| o.name == key) {
+                continue;
             }
+            let own: Vec<&str> = info.meta.options.iter().map(|o| o.name).collect();
+            let has = if own.is_empty() {
+                "it has none besides action".to_owned()
+            } else {
+                format!("it has: action, {}", own.join(", "))
+            };
+            let other_rules = RULES
+                .iter()
+                .any(|r| r.meta.options.iter().any(|o| o.name == key));
+            let message = if other_rules {
+                format!("not an option of this rule ({has})")
+            } else {
+                format!("unknown key ({has})")
+            };
+            return Err((format!("{at}.{name}.{key}"), message));
         }
-        for (opt, q) in [
-            ("maxDisk", spec.max_disk),
-            ("maxMemory", spec.max_memory),
-            ("maxTotal", spec.max_total),
-        ] {
-            if let Some(q) = q
-                && !q.is_positive()
-            {
-                return Err((
-                    format!("{at}.{name}.{opt}"),
-                    format!("must be positive, got {q}"),
-                ));
+        out.push((info.id, map.clone()));
+    }
+    Ok(out)
+}
+
+/// Turns merged mappings into typed settings; errors name `at.rule.key`.
+fn resolve(maps: &[RuleMap], at: &str) -> Result<RuleSet, (String, String)> {
+    let mut set = RuleSet::defaults();
+    for (r, map) in RULES.iter().zip(maps) {
+        let mut map = map.clone();
+        let action = match map.remove("action") {
+            None => r.meta.default_action,
+            Some(v) => serde_yaml_ng::from_value::<Action>(v)
+                .map_err(|e| (format!("{at}.{}.action", r.name()), yaml_error_message(&e)))?,
+        };
+        let options =
+            RuleOptions::from_value(r.id, serde_yaml_ng::Value::Mapping(map)).map_err(|e| {
+                let key = e.path().to_string();
+                (
+                    format!("{at}.{}.{key}", r.name()),
+                    yaml_error_message(e.inner()),
+                )
+            })?;
+        set.set(r.id, RuleSetting { action, options });
+    }
+    Ok(set)
+}
+
+/// The JSON schema of a policy document, generated from the rule registry (printed by
+/// `volguard policy schema`; the chart's `values.schema.json` embeds it under `policy`).
+pub fn schema() -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let mut rules = Map::new();
+    for r in RULES {
+        let mut props = Map::new();
+        props.insert(
+            "action".into(),
+            json!({
+                "description": "Quote \"off\": a bare off is YAML 1.1 for false.",
+                "type": ["string", "boolean"],
+                "enum": ["deny", "warn", "audit", "off", false]
+            }),
+        );
+        for o in r.meta.options {
+            let mut schema = (o.schema)();
+            if let Value::Object(m) = &mut schema {
+                m.entry("description").or_insert_with(|| o.help.into());
             }
+            props.insert(o.name.into(), schema);
         }
-        if let Some(allowed) = &spec.allowed {
-            for (i, key) in allowed.iter().enumerate() {
-                if !VOLUME_SOURCES.contains(&key.as_str()) {
-                    return Err((
-                        format!("{at}.{name}.allowed[{i}]"),
-                        format!(
-                            "unknown volume type {key:?} (known: {})",
-                            VOLUME_SOURCES.join(", ")
-                        ),
-                    ));
+        rules.insert(
+            r.name().into(),
+            json!({
+                "type": "object",
+                "description": r.meta.summary,
+                "additionalProperties": false,
+                "properties": props,
+            }),
+        );
+    }
+    let rules = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "properties": rules,
+    });
+    let globs = json!({"type": "array", "items": {"type": "string", "minLength": 1}});
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "volguard policy",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "mode": {"type": "string", "enum": ["enforce", "warn", "audit"]},
+            "exemptNamespaces": globs,
+            "allowExemptionAnnotation": {"type": "boolean"},
+            "rules": rules,
+            "namespaceOverrides": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["namespaces"],
+                    "properties": {
+                        "namespaces": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "string", "minLength": 1}
+                        },
+                        "rules": rules,
+                    }
                 }
             }
         }
-        out.push((info.id, spec.clone()));
-    }
-    Ok(out)
+    })
 }
 
 /// True for a document that is empty or only comments (treated as `{}`).
@@ -534,6 +450,7 @@ fn hex16(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::quantity::Quantity;
     use rstest::rstest;
 
     #[test]
@@ -541,24 +458,46 @@ mod tests {
         let empty = Policy::parse("{}", "p.yaml").unwrap();
         let blank = Policy::parse("# nothing\n", "p.yaml").unwrap();
         let default = Policy::default();
-        for r in &RULES {
-            assert_eq!(
-                empty.base.get(r.id).action,
-                default.base.get(r.id).action,
-                "{}",
-                r.name
-            );
-            assert_eq!(
-                blank.base.get(r.id).action,
-                default.base.get(r.id).action,
-                "{}",
-                r.name
-            );
+        for r in RULES {
+            for p in [&empty, &blank] {
+                let (a, b) = (p.base.get(r.id), default.base.get(r.id));
+                assert_eq!(a.action, b.action, "{}", r.name());
+                assert_eq!(a.options.to_value(), b.options.to_value(), "{}", r.name());
+            }
         }
         assert_eq!(default.mode, Mode::Enforce);
         assert!(default.is_exempt_namespace("kube-system"));
         assert!(!default.is_exempt_namespace("default"));
         assert!(!default.allow_exemption_annotation);
+    }
+
+    /// The embedded default.yaml (what `volguard policy default` prints) says exactly what
+    /// the registry declares: same actions, same options.
+    #[test]
+    fn embedded_default_matches_the_registry() {
+        let p = Policy::default();
+        let registry = RuleSet::defaults();
+        for r in RULES {
+            let (got, want) = (p.base_rules().get(r.id), registry.get(r.id));
+            assert_eq!(got.action, want.action, "{}", r.name());
+            assert_eq!(
+                got.options.to_value(),
+                want.options.to_value(),
+                "{}",
+                r.name()
+            );
+        }
+        let file: PolicyFile = serde_yaml_ng::from_str(DEFAULT_POLICY_YAML).unwrap();
+        let listed: Vec<&str> = file
+            .rules
+            .as_ref()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut all: Vec<&str> = RULES.iter().map(|r| r.name()).collect();
+        all.sort();
+        assert_eq!(listed, all, "default.yaml lists every rule");
     }
 
     #[test]
@@ -567,24 +506,11 @@ mod tests {
         let r = p.base_rules();
         assert_eq!(r.get(RuleId::MountPathAbsolute).action, Action::Warn);
         assert_eq!(r.get(RuleId::VolumeTypeAllowed).action, Action::Off);
-        assert_eq!(
-            r.get(RuleId::EmptydirEphemeralStorageDeclared).action,
-            Action::Off
-        );
-        assert_eq!(
-            r.get(RuleId::EmptydirSizeLimitMax).max_disk,
-            Quantity::parse("10Gi").unwrap()
-        );
-        assert_eq!(
-            r.get(RuleId::EmptydirSizeLimitMax).max_memory,
-            Quantity::parse("2Gi").unwrap()
-        );
-        assert_eq!(r.get(RuleId::EmptydirSizeLimitMax).max_total, None);
-        assert_eq!(r.get(RuleId::MountPathReserved).paths.len(), 9);
-        assert_eq!(
-            r.get(RuleId::EmptydirSizeLimitRequired).media,
-            vec![MediaKind::Disk, MediaKind::Memory]
-        );
+        let max = r.emptydir_size_limit_max();
+        assert_eq!(*max.max_disk, Quantity::parse("10Gi").unwrap());
+        assert_eq!(*max.max_memory, Quantity::parse("2Gi").unwrap());
+        assert_eq!(max.max_total, None);
+        assert_eq!(r.mount_path_reserved().paths.len(), 9);
     }
 
     #[test]
@@ -608,21 +534,18 @@ namespaceOverrides:
             "policy.yaml",
         )
         .unwrap();
+        let gi = |s| Quantity::parse(s).unwrap();
         let base = p.rules_for("web");
         assert!(matches!(base, Cow::Borrowed(_)));
-        assert_eq!(
-            base.get(RuleId::EmptydirSizeLimitMax).max_disk,
-            Quantity::parse("10Gi").unwrap()
-        );
+        assert_eq!(*base.emptydir_size_limit_max().max_disk, gi("10Gi"));
         let batch = p.rules_for("batch-a");
-        let max = batch.get(RuleId::EmptydirSizeLimitMax);
-        assert_eq!(max.max_disk, Quantity::parse("50Gi").unwrap());
-        assert_eq!(max.max_memory, Quantity::parse("2Gi").unwrap());
-        assert_eq!(max.action, Action::Deny);
+        let max = batch.emptydir_size_limit_max();
+        assert_eq!(*max.max_disk, gi("50Gi"));
+        assert_eq!(*max.max_memory, gi("2Gi"));
+        assert_eq!(batch.get(RuleId::EmptydirSizeLimitMax).action, Action::Deny);
         let both = p.rules_for("batch-x2");
-        let max = both.get(RuleId::EmptydirSizeLimitMax);
-        assert_eq!(max.max_disk, Quantity::parse("50Gi").unwrap());
-        assert_eq!(max.action, Action::Warn);
+        assert_eq!(*both.emptydir_size_limit_max().max_disk, gi("50Gi"));
+        assert_eq!(both.get(RuleId::EmptydirSizeLimitMax).action, Action::Warn);
     }
 
     #[rstest]

@@ -1,10 +1,21 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{LimitKind, PodCtx, RuleId, Violation, first_over, q};
-use crate::model::Medium;
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, LimitKind, PodCtx, RuleId, Violation, first_over, q};
+use crate::engine::model::Medium;
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "emptydir-within-ephemeral-storage",
+    default_action: Action::Warn,
+    summary: "disk emptyDirs summing above the Pod's ephemeral-storage limit (evicted before full)",
+    explanation: "Disk-backed emptyDirs count against the Pod's ephemeral-storage limit (pod-level, else \
+         the sum over regular containers when every one sets it). If their `sizeLimit`s add up to \
+         more, the kubelet evicts the Pod before the volumes are full.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     let mut disk = ctx
         .empty_dirs()
         .filter(|(_, _, _, m)| *m == Medium::Disk)
@@ -19,7 +30,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
     if let Some((i, v, sum)) = first_over(ctx, disk, *limit) {
         out.push(Violation {
             rule: RuleId::EmptydirWithinEphemeralStorage,
-            path: format!("{}.emptyDir.sizeLimit", ctx.volume_path(i)),
+            path: format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
             message: format!(
                 "disk emptyDirs sum to {sum} (through {}), over the Pod's {limit} ephemeral-storage limit, \
                  so it is evicted first; lower sizeLimit or raise the limit",
@@ -31,8 +42,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::EmptydirWithinEphemeralStorage as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::EmptydirWithinEphemeralStorage as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {sizeLimit: 2Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 50Gi}}\n  - {name: b, emptyDir: {sizeLimit: 2Gi}}\n";

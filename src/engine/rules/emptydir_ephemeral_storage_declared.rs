@@ -1,9 +1,8 @@
 //! `emptydir-ephemeral-storage-declared`: containers mounting a disk emptyDir declare
 //! ephemeral-storage requests and limits.
 
-use super::{ContainerKind, PodCtx, RuleId, Violation, q};
-use crate::model::{Medium, Resources};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, ContainerKind, PodCtx, RuleId, Violation, q};
+use crate::engine::model::{Medium, Resources};
 
 fn declares(r: &Option<Resources>) -> (bool, bool) {
     let Some(r) = r else { return (false, false) };
@@ -18,7 +17,18 @@ fn declares(r: &Option<Resources>) -> (bool, bool) {
     (req, lim)
 }
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "emptydir-ephemeral-storage-declared",
+    default_action: Action::Off,
+    summary: "a container mounting a disk emptyDir without ephemeral-storage requests and limits",
+    explanation: "Without ephemeral-storage requests the scheduler cannot place the Pod where the disk \
+         exists, and without limits the kubelet cannot attribute usage. Off by default.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     // Pod-level requests and limits cover every container.
     if declares(&ctx.spec.resources) == (true, true) {
         return;
@@ -46,7 +56,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
         };
         out.push(Violation {
             rule: RuleId::EmptydirEphemeralStorageDeclared,
-            path: c.path(ctx.prefix),
+            path: c.field(ctx.prefix),
             message: format!(
                 "container {} mounts disk-backed emptyDir {} without ephemeral-storage {missing}; \
                  set resources.{{requests,limits}}.ephemeral-storage",
@@ -59,8 +69,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::EmptydirEphemeralStorageDeclared as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::EmptydirEphemeralStorageDeclared as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     const VOLS: &str = "  volumes:\n  - {name: d, emptyDir: {sizeLimit: 1Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 1Gi}}\n";

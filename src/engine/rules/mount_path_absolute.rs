@@ -1,21 +1,31 @@
 //! `mount-path-absolute`: mountPaths are written absolute.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-path-absolute",
+    default_action: Action::Warn,
+    summary: "a mountPath that is not absolute (the kubelet prefixes `/`)",
+    explanation: "The kubelet prefixes `/` to a relative mountPath, so `data` silently becomes `/data`. \
+         Writing the absolute path says what actually happens.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         for (j, m) in c.c.volume_mounts.iter().enumerate() {
             if !m.mount_path.starts_with('/') {
                 out.push(Violation {
                     rule: RuleId::MountPathAbsolute,
-                    path: c.mount_path(ctx.prefix, j),
+                    path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at relative path {}, which the kubelet mounts at {}; write it absolute",
                         q(&c.c.name),
                         q(&m.name),
                         q(&m.mount_path),
-                        q(&c.mount_paths[j])
+                        q(&c.normalized_mount_paths[j])
                     ),
                 });
             }
@@ -25,8 +35,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountPathAbsolute as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::MountPathAbsolute as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

@@ -1,16 +1,28 @@
 //! `mount-volume-exists`: every volumeMount and volumeDevice names a declared volume.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-volume-exists",
+    default_action: Action::Deny,
+    summary: "a volumeMount or volumeDevice names no volume of the Pod (nor a StatefulSet claim template)",
+    explanation: "Every volumeMount and volumeDevice must name a volume declared in spec.volumes (or, for a \
+         StatefulSet, a volumeClaimTemplate). The apiserver rejects a Pod that breaks this, but a \
+         workload template is only checked when its Pods are created, so the mistake surfaces as a \
+         ReplicaSet that silently cannot create Pods.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     let known = |name: &str| ctx.volume(name).is_some() || ctx.is_claim_template(name);
     for c in &ctx.containers {
         for (j, m) in c.c.volume_mounts.iter().enumerate() {
             if !known(&m.name) {
                 out.push(Violation {
                     rule: RuleId::MountVolumeExists,
-                    path: c.mount_path(ctx.prefix, j),
+                    path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {}, which is not a volume of the Pod; add the volume or fix the name",
                         q(&c.c.name),
@@ -23,7 +35,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
             if !known(&d.name) {
                 out.push(Violation {
                     rule: RuleId::MountVolumeExists,
-                    path: c.device_path(ctx.prefix, j),
+                    path: c.device_field(ctx.prefix, j),
                     message: format!(
                         "container {} uses device {}, which is not a volume of the Pod; add the volume or fix the name",
                         q(&c.c.name),
@@ -37,8 +49,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountVolumeExists as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::MountVolumeExists as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     #[rstest]

@@ -1,14 +1,17 @@
-//! The AdmissionReview wire format: decoding only what the engine needs, and encoding the
-//! verdict as the apiserver expects it (kube's admission types).
+//! The AdmissionReview wire format, in one place for every front-end: the webhook, `check`
+//! (reviews saved to files) and the fuzz targets decode with [`decode`] and judge with
+//! [`RequestIn::judge`], so subresources, operations and kinds are handled identically.
+//! Responses are encoded as the apiserver expects them (kube's admission types).
 
 use kube::core::admission::{AdmissionResponse, Operation as KubeOperation};
 use kube::core::response::StatusSummary;
 use kube::core::{GroupVersionKind, Status};
 use serde::Deserialize;
 
-use crate::model::Object;
-use crate::policy::Action;
-use crate::verdict::{Operation, Verdict};
+use crate::engine::model::Object;
+use crate::engine::policy::Policy;
+use crate::engine::rules::Action;
+use crate::engine::verdict::{self, Operation, Request, Verdict};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
@@ -61,6 +64,68 @@ impl RequestIn {
             None | Some("") => true,
             Some("ephemeralcontainers") => self.kind.kind == "Pod",
             Some(_) => false,
+        }
+    }
+}
+
+/// Why a body is not a usable AdmissionReview.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(serde_json::Error),
+    #[error("request body is not a valid AdmissionReview: {0}")]
+    Invalid(serde_json::Error),
+    #[error(
+        "request body is not an {API_VERSION} AdmissionReview (got apiVersion {api_version:?}, kind {kind:?})"
+    )]
+    WrongType { api_version: String, kind: String },
+    #[error("AdmissionReview has no request")]
+    NoRequest,
+}
+
+impl DecodeError {
+    /// The `reason` label of `volguard_bad_requests_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::MalformedJson(_) => "malformed_json",
+            DecodeError::Invalid(_) | DecodeError::WrongType { .. } => "not_admission_review",
+            DecodeError::NoRequest => "no_request",
+        }
+    }
+}
+
+/// Decodes an `admission.k8s.io/v1` AdmissionReview that carries a request.
+pub fn decode(bytes: &[u8]) -> Result<RequestIn, DecodeError> {
+    let review: ReviewIn = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => DecodeError::Invalid(e),
+        _ => DecodeError::MalformedJson(e),
+    })?;
+    if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
+        return Err(DecodeError::WrongType {
+            api_version: review.api_version,
+            kind: review.kind,
+        });
+    }
+    review.request.ok_or(DecodeError::NoRequest)
+}
+
+impl RequestIn {
+    /// The engine's verdict on this request. Kinds the engine does not judge, DELETE and
+    /// CONNECT are the engine's call; subresources other than a Pod's `ephemeralcontainers`
+    /// are allowed here without looking.
+    pub fn judge(&self, policy: &Policy) -> Verdict {
+        match (&self.object, self.judged_subresource()) {
+            (Some(object), true) => verdict::evaluate(
+                policy,
+                &Request {
+                    kind: &self.kind.kind,
+                    namespace: self.namespace.as_deref().unwrap_or(""),
+                    operation: self.operation(),
+                    object,
+                    old_object: self.old_object.as_ref(),
+                },
+            ),
+            _ => Verdict::not_applicable(),
         }
     }
 }

@@ -243,8 +243,48 @@ impl fmt::Display for Quantity {
 
 impl<'de> serde::Deserialize<'de> for Quantity {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = crate::model::RawQuantity::deserialize(d)?;
+        let raw = crate::engine::model::RawQuantity::deserialize(d)?;
         Quantity::parse(&raw.0).map_err(serde::de::Error::custom)
+    }
+}
+
+impl serde::Serialize for Quantity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A quantity that must be above zero (a policy maximum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct PositiveQuantity(Quantity);
+
+impl PositiveQuantity {
+    /// For defaults written in the source; panics on a literal that is not positive.
+    pub fn from_literal(s: &str) -> Self {
+        let q = Quantity::parse(s).expect("literal quantity");
+        assert!(q.is_positive(), "literal quantity must be positive");
+        PositiveQuantity(q)
+    }
+}
+
+impl std::ops::Deref for PositiveQuantity {
+    type Target = Quantity;
+    fn deref(&self) -> &Quantity {
+        &self.0
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PositiveQuantity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let q = Quantity::deserialize(d)?;
+        if q.is_positive() {
+            Ok(PositiveQuantity(q))
+        } else {
+            Err(serde::de::Error::custom(format_args!(
+                "must be positive, got {q}"
+            )))
+        }
     }
 }
 

@@ -14,6 +14,40 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 /// The annotation that lists rules to skip (honoured only if the policy allows it).
 pub const EXEMPT_ANNOTATION: &str = "volguard.io/exempt";
 
+/// The volume source keys of `core/v1` `VolumeSource`.
+pub const VOLUME_SOURCES: &[&str] = &[
+    "awsElasticBlockStore",
+    "azureDisk",
+    "azureFile",
+    "cephfs",
+    "cinder",
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "fc",
+    "flexVolume",
+    "flocker",
+    "gcePersistentDisk",
+    "gitRepo",
+    "glusterfs",
+    "hostPath",
+    "image",
+    "iscsi",
+    "nfs",
+    "persistentVolumeClaim",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "projected",
+    "quobyte",
+    "rbd",
+    "scaleIO",
+    "secret",
+    "storageos",
+    "vsphereVolume",
+];
+
 /// Any Kubernetes object: a Pod, a Pod-template carrier, or something we ignore.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -335,7 +369,7 @@ impl<'de> Deserialize<'de> for Volume {
 
 /// A volume source key as a static string when it is a known one.
 fn source_key(key: Cow<'_, str>) -> Cow<'static, str> {
-    match crate::policy::VOLUME_SOURCES.iter().find(|k| **k == key) {
+    match VOLUME_SOURCES.iter().find(|k| **k == key) {
         Some(k) => Cow::Borrowed(k),
         None => Cow::Owned(key.into_owned()),
     }

@@ -1,15 +1,50 @@
 //! `mount-path-reserved`: no mount over a reserved system path.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::policy::{RuleConfig, RuleSet};
+use serde::{Deserialize, Serialize};
 
-pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+use crate::engine::paths::PathPattern;
+use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-path-reserved",
+    default_action: Action::Deny,
+    summary: "a mountPath that hits a reserved system path",
+    explanation: "Mounting over `/etc`, `/proc`, `/sys`, `/usr` or `/` replaces what the image and the \
+         runtime put there and breaks the container or weakens its isolation. Entries of `paths` \
+         match exactly, or with a trailing `/**` the path and everything below it, so `/dev/shm` \
+         and `/etc/app` stay allowed by default.",
+    options: &[OptionDoc {
+        name: "paths",
+        schema: || serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^/"}}),
+        help: "reserved paths: `/x` matches exactly /x, `/x/**` matches /x and everything below it",
+    }],
+};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Options {
+    pub paths: Vec<PathPattern>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let paths = ["/", "/bin", "/dev", "/etc", "/lib", "/proc/**", "/sbin", "/sys/**", "/usr"];
+        Options {
+            paths: paths
+                .iter()
+                .map(|p| PathPattern::parse(p).expect("default reserved paths are valid"))
+                .collect(),
+        }
+    }
+}
+
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
-        for (j, p) in c.mount_paths.iter().enumerate() {
-            if let Some(pat) = cfg.paths.iter().find(|pat| pat.matches(p)) {
+        for (j, p) in c.normalized_mount_paths.iter().enumerate() {
+            if let Some(pat) = opts.paths.iter().find(|pat| pat.matches(p)) {
                 out.push(Violation {
                     rule: RuleId::MountPathReserved,
-                    path: c.mount_path(ctx.prefix, j),
+                    path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at {}, a reserved path ({}); mount it elsewhere",
                         q(&c.c.name),
@@ -25,8 +60,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, cfg: &RuleConfig, _: &RuleSet, out: &mut V
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountPathReserved as R;
-    use crate::rules::testutil::{paths, run, run_with};
+    use crate::engine::rules::RuleId::MountPathReserved as R;
+    use crate::engine::rules::testutil::{paths, run, run_with};
     use rstest::rstest;
 
     fn pod(path: &str) -> String {

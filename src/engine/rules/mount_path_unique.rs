@@ -1,11 +1,22 @@
 //! `mount-path-unique`: within one container, no two mounts (or a mount and a device)
 //! resolve to the same path.
 
-use super::{PodCtx, RuleId, Violation, q};
-use crate::paths;
-use crate::policy::{RuleConfig, RuleSet};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use crate::engine::paths;
 
-pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec<Violation>) {
+pub const META: RuleMeta = RuleMeta {
+    name: "mount-path-unique",
+    default_action: Action::Deny,
+    summary: "two mounts of one container resolve to the same path once normalised (relative made absolute, `.`/`..`, repeated and trailing `/`), or a device path equals a mount path",
+    explanation: "Within one container, two volumeMounts (or a mount and a volumeDevice) that resolve to the \
+         same path after normalisation (relative made absolute, `.`, `..`, repeated and trailing `/` \
+         removed) hide one another: only one of them is visible to the process.",
+    options: &[],
+};
+
+pub type Options = NoOptions;
+
+pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     // (normalised path, "volumeMounts" | "volumeDevices", index, volume name) already seen in
     // this container; a linear scan beats hashing for the handful of mounts a container has.
     for c in &ctx.containers {
@@ -16,7 +27,7 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                 .map(|d| paths::normalize(&d.device_path))
                 .collect();
         let mounts = c
-            .mount_paths
+            .normalized_mount_paths
             .iter()
             .zip(&c.c.volume_mounts)
             .map(|(p, m)| (p, "volumeMounts", m.name.as_str()));
@@ -33,9 +44,9 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
                 seen.iter().find(|s| s.0 == p.as_ref())
             {
                 let (path, verb) = if slot == 0 {
-                    (c.mount_path(ctx.prefix, j), "mounts")
+                    (c.mount_field(ctx.prefix, j), "mounts")
                 } else {
-                    (c.device_path(ctx.prefix, j), "uses as device")
+                    (c.device_field(ctx.prefix, j), "uses as device")
                 };
                 out.push(Violation {
                     rule: RuleId::MountPathUnique,
@@ -57,8 +68,8 @@ pub(super) fn check(ctx: &PodCtx<'_>, _: &RuleConfig, _: &RuleSet, out: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use crate::rules::RuleId::MountPathUnique as R;
-    use crate::rules::testutil::{paths, run};
+    use crate::engine::rules::RuleId::MountPathUnique as R;
+    use crate::engine::rules::testutil::{paths, run};
     use rstest::rstest;
 
     fn pod(mounts: &str) -> String {

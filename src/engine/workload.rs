@@ -1,6 +1,6 @@
 //! Where the Pod spec lives in each kind, and the field-path prefix that leads to it.
 
-use crate::model::{Meta, Object, Spec};
+use crate::engine::model::{Meta, Object, Spec};
 
 /// Kinds that carry a Pod spec; any other kind gets no violations.
 pub const POD_KINDS: &[&str] = &[

@@ -4,10 +4,10 @@ use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::model::{Meta, Object};
-use crate::policy::{Action, Policy};
-use crate::rules::{self, PodCtx, RuleId, Violation};
-use crate::workload;
+use crate::engine::model::{Meta, Object};
+use crate::engine::policy::Policy;
+use crate::engine::rules::{self, Action, PodCtx, RuleId, Violation};
+use crate::engine::workload;
 
 /// The admission operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}] {}: {}", self.rule, self.path, self.message)?;
         if self.preexisting {
-            f.write_str(" (present before this update)")?;
+            f.write_str(rules::PREEXISTING_SUFFIX)?;
         }
         Ok(())
     }

@@ -1,0 +1,123 @@
+//! What `check` found, and its text and JSON renderers.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::engine::verdict::Finding;
+
+/// One object's result, as printed by `--output json`.
+#[derive(Debug, Serialize)]
+pub struct ObjectReport {
+    pub file: String,
+    pub line: usize,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+    pub violations: Vec<ViolationReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ViolationReport {
+    pub rule: String,
+    pub action: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl From<&Finding> for ViolationReport {
+    fn from(f: &Finding) -> Self {
+        ViolationReport {
+            rule: f.rule.name().to_owned(),
+            action: f.action.as_str().to_owned(),
+            path: f.path.clone(),
+            message: f.to_string(),
+        }
+    }
+}
+
+/// An input that could not be read or parsed (reported, and the rest still checked).
+#[derive(Debug)]
+pub struct InputError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct CheckResult {
+    pub objects: Vec<ObjectReport>,
+    pub errors: Vec<InputError>,
+}
+
+impl CheckResult {
+    /// 0: nothing denied; 1: something denied; 2: some input could not be read.
+    pub fn exit_code(&self) -> i32 {
+        if !self.errors.is_empty() {
+            2
+        } else if self.objects.iter().any(|o| !o.allowed) {
+            1
+        } else {
+            0
+        }
+    }
+}
+
+/// Prints the human report: objects with findings, grouped, then a summary line.
+pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> {
+    for o in &result.objects {
+        if o.violations.is_empty() {
+            continue;
+        }
+        let verdict = if o.allowed {
+            "allowed with findings"
+        } else {
+            "denied"
+        };
+        writeln!(
+            out,
+            "{}/{} ({}:{}): {verdict}",
+            o.kind, o.name, o.file, o.line
+        )?;
+        for v in &o.violations {
+            writeln!(out, "  {:<5} {}", v.action, v.message)?;
+        }
+    }
+    for e in &result.errors {
+        writeln!(out, "error: {e}")?;
+    }
+    let denied = result.objects.iter().filter(|o| !o.allowed).count();
+    let with_findings = result
+        .objects
+        .iter()
+        .filter(|o| o.allowed && !o.violations.is_empty())
+        .count();
+    writeln!(
+        out,
+        "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean; {} input errors",
+        result.objects.len(),
+        result.objects.len() - denied - with_findings,
+        result.errors.len()
+    )
+}
+
+/// Prints `--output json`: the array of objects (input errors go to stderr).
+pub fn write_json(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> {
+    for e in &result.errors {
+        eprintln!("error: {e}");
+    }
+    serde_json::to_writer_pretty(&mut *out, &result.objects).map_err(std::io::Error::other)?;
+    out.write_all(b"\n")
+}

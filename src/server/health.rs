@@ -1,0 +1,46 @@
+//! Liveness and readiness.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::source::PolicyStore;
+
+/// Readiness: TLS and a first policy loaded, and not shutting down.
+#[derive(Default)]
+pub struct Readiness {
+    pub tls_loaded: AtomicBool,
+    pub shutting_down: AtomicBool,
+}
+
+impl Readiness {
+    pub fn check(&self, policies: &PolicyStore) -> Result<(), &'static str> {
+        if self.shutting_down.load(Ordering::Acquire) {
+            Err("shutting down")
+        } else if !self.tls_loaded.load(Ordering::Acquire) {
+            Err("TLS certificate not loaded")
+        } else if !policies.is_loaded() {
+            Err("policy not loaded yet")
+        } else {
+            Ok(())
+        }
+    }
+}
+
+pub async fn livez() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(st): State<AppState>) -> Response {
+    match st.ready.check(&st.policies) {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
+    }
+}
