@@ -311,6 +311,14 @@ pub struct Volume {
     pub empty_dir: Option<EmptyDir>,
     /// `readOnly: true` declared inside the source (PVC, CSI, NFS, ...).
     pub source_read_only: bool,
+    /// `hostPath.path`, for a hostPath volume.
+    pub host_path: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HostPathProbe {
+    #[serde(default)]
+    path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -344,8 +352,14 @@ impl<'de> Deserialize<'de> for Volume {
                             }
                         }
                         // Sources without a readOnly field, or whose content is not a map.
-                        "configMap" | "secret" | "downwardAPI" | "projected" | "hostPath"
-                        | "gitRepo" | "image" | "ephemeral" => {
+                        "hostPath" => {
+                            if let Some(h) = map.next_value::<Option<HostPathProbe>>()? {
+                                vol.host_path = Some(h.path.unwrap_or_default());
+                                vol.source.get_or_insert(Cow::Borrowed("hostPath"));
+                            }
+                        }
+                        "configMap" | "secret" | "downwardAPI" | "projected" | "gitRepo"
+                        | "image" | "ephemeral" => {
                             if map.next_value::<Option<IgnoredAny>>()?.is_some() {
                                 vol.source.get_or_insert_with(|| source_key(key));
                             }
