@@ -198,6 +198,7 @@ registry! {
     EmptydirMemoryWithinLimits => emptydir_memory_within_limits,
     EmptydirWithinEphemeralStorage => emptydir_within_ephemeral_storage,
     EmptydirEphemeralStorageDeclared => emptydir_ephemeral_storage_declared,
+    HostpathAllowed => hostpath_allowed,
 }
 
 fn parse_options<T: DeserializeOwned>(
