@@ -28,6 +28,10 @@ pub struct Cli {
 pub enum OutputFormat {
     Text,
     Json,
+    /// SARIF 2.1.0 (code scanning).
+    Sarif,
+    /// JUnit XML (CI test reports).
+    Junit,
 }
 
 #[derive(Debug, Subcommand)]

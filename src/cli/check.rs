@@ -15,7 +15,9 @@ use crate::engine::workload::POD_KINDS;
 
 pub mod documents;
 pub mod inputs;
+pub mod junit;
 pub mod report;
+pub mod sarif;
 
 use report::{CheckResult, InputError, ObjectReport, ViolationReport};
 
@@ -47,6 +49,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let written = match args.output {
         super::OutputFormat::Text => report::write_text(&result, &mut stdout),
         super::OutputFormat::Json => report::write_json(&result, &mut stdout),
+        super::OutputFormat::Sarif => sarif::write(&result, &mut stdout),
+        super::OutputFormat::Junit => junit::write(&result, &mut stdout),
     };
     if written.is_err() {
         return ExitCode::from(2);
