@@ -39,8 +39,10 @@ if ((${#need_apt[@]})); then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
 fi
-python3 -c 'import yaml' 2>/dev/null ||
-  python3 -m pip install --quiet --target "$TOOLS/python" 'PyYAML==6.0.3'
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  python3 -m pip install --quiet --target "$TOOLS/pyyaml" 'PyYAML==6.0.3'
+  export PYTHONPATH=$TOOLS/pyyaml:$PYTHONPATH
+fi
 
 # podman's settings for these machines (cgroup v1, no systemd): runc, cgroupfs, explicit
 # ulimits. A private containers.conf, so no machine-wide file is touched; it also makes
