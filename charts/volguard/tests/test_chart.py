@@ -825,7 +825,8 @@ def doc_helm_commands(path):
 
 
 def test_docs_helm_commands_render():
-    # Every `helm install` / `helm upgrade` line of README.md and certs/README.md, run as
+    # Every `helm install` / `helm upgrade` line of README.md, certs/README.md and the
+    # chart's README, run as
     # written through `helm template` ($IMAGE set as the README says; an upgrade's
     # --reuse-values stands for the install's image.repository).
     binary = volguard_bin()
@@ -855,13 +856,14 @@ helm() {{
 IMAGE=registry.example.com/volguard
 """
         checked = 0
-        for doc in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "certs", "README.md")):
+        for doc in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "certs", "README.md"),
+                    os.path.join(CHART, "README.md")):
             for cmd in doc_helm_commands(doc):
                 p = subprocess.run(["bash", "-c", wrapper + "set -e\n" + cmd], cwd=tmp,
                                    capture_output=True, text=True)
                 assert p.returncode == 0, f"{os.path.relpath(doc, ROOT)}: `{cmd}` fails:\n{p.stderr}"
                 checked += 1
-        assert checked >= 6, f"only {checked} helm commands found in the docs"
+        assert checked >= 8, f"only {checked} helm commands found in the docs"
     finally:
         shutil.rmtree(tmp)
 
