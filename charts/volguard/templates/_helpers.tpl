@@ -126,9 +126,43 @@ timeout) or derived from them.
 {{- end }}
 
 {{/*
+The container image: repository (required), then @digest or :tag (default appVersion).
+*/}}
+{{- define "volguard.image" -}}
+{{- $repo := required "image.repository is required: build the image (see README) and push it to your registry" .Values.image.repository -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repo .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repo (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end }}
+
+{{/*
+Namespaces the webhook never sees: the release namespace first, then
+webhook.excludeNamespaces, without duplicates (as a JSON list).
+*/}}
+{{- define "volguard.excludedNamespaces" -}}
+{{- prepend (.Values.webhook.excludeNamespaces | default list) .Release.Namespace | uniq | toJson -}}
+{{- end }}
+
+{{/*
+PromQL label matchers selecting this release's volguard series.
+*/}}
+{{- define "volguard.metricSelector" -}}
+{{- .Values.prometheusRule.selector | default (printf "job=%q, namespace=%q" (include "volguard.fullname" .) .Release.Namespace) -}}
+{{- end }}
+
+{{/*
 Validate values combinations that the JSON schema cannot express clearly.
 */}}
 {{- define "volguard.validate" -}}
+{{- $_ := include "volguard.image" . }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) must not exceed autoscaling.maxReplicas (%d)" (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and .Values.hostNetwork (eq (int .Values.server.webhookPort) (int .Values.server.adminPort)) }}
+{{- fail "hostNetwork: server.webhookPort and server.adminPort must differ" }}
+{{- end }}
 {{- if and .Values.pdb.enabled (not (kindIs "invalid" .Values.pdb.minAvailable)) (not (kindIs "invalid" .Values.pdb.maxUnavailable)) }}
 {{- fail "pdb.minAvailable and pdb.maxUnavailable are mutually exclusive: set one of them to null (e.g. --set pdb.minAvailable=null)" }}
 {{- end }}

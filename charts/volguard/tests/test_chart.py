@@ -30,6 +30,7 @@ RELEASE = "vg"
 NS = "someothers"
 FULLNAME = "vg-volguard"
 POLICY_CM = FULLNAME + "-policy"
+IMAGE_REPO = "registry.example.com/volguard"
 
 
 def helm_bin():
@@ -55,9 +56,13 @@ class RenderError(Exception):
     pass
 
 
-def render(*args, namespace=NS, values=None):
-    """helm template; returns the list of documents. Raises RenderError on failure."""
+def render(*args, namespace=NS, values=None, image=True):
+    """helm template; returns the list of documents. Raises RenderError on failure.
+
+    image=True sets image.repository (required by the chart) before the other values."""
     cmd = [helm_bin(), "template", RELEASE, CHART, "--namespace", namespace]
+    if image:
+        cmd += ["--set", f"image.repository={IMAGE_REPO}"]
     tmp = None
     if values is not None:
         tmp = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
@@ -75,9 +80,9 @@ def render(*args, namespace=NS, values=None):
     return [d for d in yaml.safe_load_all(p.stdout) if d]
 
 
-def render_fails(*args, values=None, expect=None):
+def render_fails(*args, values=None, expect=None, image=True):
     try:
-        render(*args, values=values)
+        render(*args, values=values, image=image)
     except RenderError as e:
         if expect is not None:
             assert expect in str(e), f"error does not mention {expect!r}: {e}"
@@ -161,9 +166,11 @@ def test_default_renders_expected_kinds():
     docs = render()
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted([
-        "ConfigMap", "Deployment", "PodDisruptionBudget", "Role", "RoleBinding", "Secret",
+        "ConfigMap", "Deployment", "Pod", "PodDisruptionBudget", "Role", "RoleBinding", "Secret",
         "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
     ]), kinds
+    pod = one(docs, "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test", "the only Pod is the helm test"
     for d in docs:
         if d["kind"] != "ValidatingWebhookConfiguration":
             assert d["metadata"].get("namespace") == NS, f"{d['kind']} not in release namespace"
@@ -172,11 +179,30 @@ def test_default_renders_expected_kinds():
 def test_namespace_selector_excludes_release_namespace_and_ignore_label():
     _, wh = webhook(render(namespace=NS))
     exprs = wh["namespaceSelector"]["matchExpressions"]
-    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": [NS]} in exprs, exprs
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+            "values": [NS, "kube-system", "kube-node-lease"]} in exprs, exprs
     assert {"key": "volguard.io/ignore", "operator": "NotIn", "values": ["true"]} in exprs, exprs
     _, wh2 = webhook(render(namespace="another-ns"))
-    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["another-ns"]} in \
+    assert {"key": "kubernetes.io/metadata.name", "operator": "NotIn",
+            "values": ["another-ns", "kube-system", "kube-node-lease"]} in \
         wh2["namespaceSelector"]["matchExpressions"]
+
+
+def test_control_plane_namespaces_excluded_by_default_and_configurable():
+    # Default: kube-system and kube-node-lease never reach the webhook, so with
+    # failurePolicy=Fail and volguard down the control plane can still create Pods.
+    _, wh = webhook(render())
+    names = wh["namespaceSelector"]["matchExpressions"][0]
+    assert names["key"] == "kubernetes.io/metadata.name" and names["operator"] == "NotIn", names
+    assert {"kube-system", "kube-node-lease", NS} <= set(names["values"]), names
+    # Configurable; the release namespace stays excluded and is not duplicated.
+    _, wh = webhook(render(values=f"webhook:\n  excludeNamespaces: [kube-system, {NS}, legacy]\n"))
+    assert wh["namespaceSelector"]["matchExpressions"][0]["values"] == [NS, "kube-system", "legacy"]
+    _, wh = webhook(render(values="webhook:\n  excludeNamespaces: []\n"))
+    assert wh["namespaceSelector"]["matchExpressions"][0]["values"] == [NS]
+    render_fails(values="webhook:\n  excludeNamespaces: [Not_A_Namespace]\n", expect="excludeNamespaces")
+    # The policy's own exemption is separate and unchanged.
+    assert "kube-system" in yaml.safe_load(policy_yaml(render()))["exemptNamespaces"]
 
 
 def test_namespace_selector_extra_expressions_are_added_not_replacing():
@@ -191,6 +217,7 @@ webhook:
     sel = wh["namespaceSelector"]
     keys = [e["key"] for e in sel["matchExpressions"]]
     assert keys == ["kubernetes.io/metadata.name", "volguard.io/ignore", "env"], keys
+    assert "kube-system" in sel["matchExpressions"][0]["values"]
     assert sel["matchLabels"] == {"team": "a"}
 
 
@@ -320,7 +347,7 @@ def test_deployment_shape():
     assert dep["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert pod["priorityClassName"] == "system-cluster-critical"
     assert "lifecycle" not in c, "no preStop hook: the server drains by itself"
-    assert c["image"] == "ghcr.io/volguard/volguard:0.1.0", c["image"]
+    assert c["image"] == f"{IMAGE_REPO}:0.1.0", c["image"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     assert ports == {"https": 8443, "metrics": 8080}, ports
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez"
@@ -546,6 +573,308 @@ def test_empty_policy_accepted_by_volguard():
     text = policy_yaml(render(values="policy: null\n"))
     assert yaml.safe_load(text) == {}, text
     run_policy_validate(text)
+
+
+def test_image_repository_required():
+    msg = "image.repository is required: build the image (see README) and push it to your registry"
+    render_fails(image=False, expect=msg)
+    render_fails("--set", "image.repository=", image=False, expect=msg)
+    _, c = container(render(values="image: {repository: r.example/vg, tag: '2.0'}\n", image=False))
+    assert c["image"] == "r.example/vg:2.0", c["image"]
+
+
+def test_image_digest():
+    digest = "sha256:" + "ab" * 32
+    _, c = container(render("--set", f"image.digest={digest}", "--set", "image.tag=9.9"))
+    assert c["image"] == f"{IMAGE_REPO}@{digest}", c["image"]
+    render_fails("--set", "image.digest=latest", expect="digest")
+
+
+def test_autoscaling_optional_min_two():
+    docs = render()
+    assert not by_kind(docs, "HorizontalPodAutoscaler")
+    assert one(docs, "Deployment")["spec"]["replicas"] == 2
+    docs = render(values="autoscaling: {enabled: true, maxReplicas: 4, targetMemoryUtilizationPercentage: 70}\n")
+    hpa = one(docs, "HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": FULLNAME}
+    assert hpa["spec"]["minReplicas"] == 2 and hpa["spec"]["maxReplicas"] == 4, hpa["spec"]
+    targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["spec"]["metrics"]}
+    assert targets == {"cpu": 80, "memory": 70}, targets
+    assert "replicas" not in one(docs, "Deployment")["spec"], "the HPA owns the replica count"
+    render_fails("--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=1", expect="minReplicas")
+    render_fails("--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicas=5",
+                 "--set", "autoscaling.maxReplicas=3", expect="must not exceed")
+
+
+def test_network_policy_optional():
+    assert not by_kind(render(), "NetworkPolicy")
+    np = one(render("--set", "networkPolicy.enabled=true"), "NetworkPolicy")
+    dep = one(render(), "Deployment")
+    assert np["spec"]["podSelector"]["matchLabels"] == dep["spec"]["selector"]["matchLabels"]
+    assert np["spec"]["policyTypes"] == ["Ingress"]
+    ports = [r["ports"][0]["port"] for r in np["spec"]["ingress"]]
+    assert ports == ["https", "metrics"], ports
+    assert all("from" not in r for r in np["spec"]["ingress"]), "default: any source, port-limited"
+    values = """
+networkPolicy:
+  enabled: true
+  webhookFrom: [{ipBlock: {cidr: 10.0.0.0/8}}]
+  metricsFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]
+  egress: [{ports: [{port: 443, protocol: TCP}]}]
+"""
+    docs = render(values=values)
+    np = one(docs, "NetworkPolicy")
+    assert np["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    webhook_rule, metrics_rule = np["spec"]["ingress"]
+    assert webhook_rule["from"] == [{"ipBlock": {"cidr": "10.0.0.0/8"}}]
+    # The helm test pod keeps its access to the admin port.
+    test_pod = one(docs, "Pod")
+    test_sel = metrics_rule["from"][-1]["podSelector"]["matchLabels"]
+    assert all(test_pod["metadata"]["labels"].get(k) == v for k, v in test_sel.items()), test_sel
+    assert np["spec"]["egress"] == [{"ports": [{"port": 443, "protocol": "TCP"}]}]
+    render_fails(values="networkPolicy: {enabled: true, webhookFrom: [{bogus: {}}]}\n", expect="bogus")
+
+
+def test_extra_volumes_mounts_and_client_ca():
+    values = """
+extraArgs: ["--client-ca=/etc/volguard/client-ca/ca.crt"]
+extraVolumes: [{name: client-ca, configMap: {name: apiserver-client-ca}}]
+extraVolumeMounts: [{name: client-ca, mountPath: /etc/volguard/client-ca, readOnly: true}]
+"""
+    for source in ("api", "volume"):
+        pod, c = container(render("--set", f"policySource={source}", values=values))
+        assert c["args"][-1] == "--client-ca=/etc/volguard/client-ca/ca.crt", c["args"]
+        assert {"name": "client-ca", "configMap": {"name": "apiserver-client-ca"}} in pod["volumes"]
+        assert {"name": "client-ca", "mountPath": "/etc/volguard/client-ca", "readOnly": True} in c["volumeMounts"]
+        assert c["volumeMounts"][0]["name"] == "tls", "the chart's own mounts stay"
+    render_fails(values="extraVolumeMounts: [{name: x}]\n", expect="mountPath")
+
+
+def test_host_network_with_configurable_ports():
+    pod, c = container(render())
+    assert "hostNetwork" not in pod and "dnsPolicy" not in pod
+    assert all("hostPort" not in p for p in c["ports"])
+    docs = render(values="hostNetwork: true\nserver: {webhookPort: 9443, adminPort: 9080}\n")
+    pod, c = container(docs)
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    ports = {p["name"]: (p["containerPort"], p["hostPort"]) for p in c["ports"]}
+    assert ports == {"https": (9443, 9443), "metrics": (9080, 9080)}, ports
+    assert "--listen=0.0.0.0:9443" in c["args"] and "--admin-listen=0.0.0.0:9080" in c["args"], c["args"]
+    svc = one(docs, "Service")
+    assert {p["name"]: p["targetPort"] for p in svc["spec"]["ports"]} == {"https": "https", "metrics": "metrics"}
+    _, wh = webhook(docs)
+    assert wh["clientConfig"]["service"]["port"] == 443
+    render_fails(values="hostNetwork: true\nserver: {webhookPort: 9443, adminPort: 9443}\n", expect="must differ")
+
+
+def test_priority_class_name():
+    pod, _ = container(render())
+    assert "priorityClassName" not in pod
+    pod, _ = container(render("--set", "priorityClassName=volguard-critical"))
+    assert pod["priorityClassName"] == "volguard-critical"
+
+
+ALERTS = {"VolguardDown", "VolguardTooFewReadyReplicas", "VolguardWebhookErrors", "VolguardBadRequests",
+          "VolguardHighLatency", "VolguardCertificateExpiringSoon", "VolguardPolicyReloadRejected"}
+# Series the chart's alerts and dashboard may use: volguard's own (README "Operations"
+# plus the certificate and process metrics), the API server's, kube-state-metrics', up.
+KNOWN_SERIES = {
+    "volguard_admission_requests_total", "volguard_violations_total", "volguard_admission_duration_seconds_bucket",
+    "volguard_bad_requests_total", "volguard_policy_reloads_total", "volguard_certificate_reloads_total",
+    "volguard_policy_generation", "volguard_policy_info", "volguard_build_info",
+    "volguard_certificate_not_after_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total",
+    "process_open_fds", "apiserver_admission_webhook_request_total", "kube_deployment_status_replicas_available",
+    "up",
+}
+PROMQL_WORDS = {"sum", "rate", "increase", "by", "histogram_quantile", "absent", "min", "max", "time", "le",
+                "and", "or", "unless", "on", "ignoring", "without", "vector", "count", "avg", "label_values"}
+
+
+def series_in(expr):
+    import re
+    expr = re.sub(r'"[^"]*"', '""', expr)      # drop label values
+    expr = re.sub(r"\{[^}]*\}", "", expr)       # drop matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)      # drop ranges
+    expr = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", "", expr)  # drop groupings
+    words = set(re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr))
+    return {w for w in words if w not in PROMQL_WORDS and not w.startswith("$")}
+
+
+def test_prometheus_rule_alerts():
+    assert not by_kind(render(), "PrometheusRule")
+    rule = one(render("--set", "prometheusRule.enabled=true", "--set", "prometheusRule.labels.release=prom"),
+               "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prom"
+    rules = {r["alert"]: r for r in rule["spec"]["groups"][0]["rules"]}
+    assert set(rules) == ALERTS, set(rules)
+    sel = f'job="{FULLNAME}", namespace="{NS}"'
+    for name, r in rules.items():
+        assert series_in(r["expr"]) <= KNOWN_SERIES, (name, series_in(r["expr"]) - KNOWN_SERIES)
+        assert r["labels"]["severity"] in ("warning", "critical"), r
+        assert r["annotations"]["summary"], r
+        if name not in ("VolguardTooFewReadyReplicas", "VolguardWebhookErrors"):
+            assert sel in r["expr"], (name, r["expr"])
+    assert "< 14 * 86400" in rules["VolguardCertificateExpiringSoon"]["expr"]
+    assert "volguard_certificate_not_after_seconds" in rules["VolguardCertificateExpiringSoon"]["expr"]
+    assert 'result="invalid"' in rules["VolguardPolicyReloadRejected"]["expr"]
+    assert "histogram_quantile(0.99" in rules["VolguardHighLatency"]["expr"]
+    assert rules["VolguardHighLatency"]["expr"].rstrip().endswith("> 0.5")
+    assert rules["VolguardTooFewReadyReplicas"]["expr"].rstrip().endswith("< 2")
+    assert f'deployment="{FULLNAME}"' in rules["VolguardTooFewReadyReplicas"]["expr"]
+    assert 'name="validate.volguard.io"' in rules["VolguardWebhookErrors"]["expr"]
+    # Alertmanager templates survive Helm.
+    assert "{{ $value | humanizePercentage }}" in rules["VolguardWebhookErrors"]["annotations"]["description"]
+    values = """
+prometheusRule:
+  enabled: true
+  selector: 'service="vg"'
+  latencyP99Seconds: 0.2
+  certificateExpiryDays: 7
+  minReadyReplicas: 3
+  disabledAlerts: [VolguardWebhookErrors]
+  additionalRules: [{alert: Extra, expr: vector(1), labels: {severity: info}}]
+"""
+    rules = {r["alert"]: r for r in one(render(values=values), "PrometheusRule")["spec"]["groups"][0]["rules"]}
+    assert set(rules) == (ALERTS - {"VolguardWebhookErrors"}) | {"Extra"}, set(rules)
+    assert 'up{service="vg"}' in rules["VolguardDown"]["expr"]
+    assert "< 7 * 86400" in rules["VolguardCertificateExpiringSoon"]["expr"]
+    assert rules["VolguardHighLatency"]["expr"].rstrip().endswith("> 0.2")
+    assert rules["VolguardTooFewReadyReplicas"]["expr"].rstrip().endswith("< 3")
+    render_fails("--set", "prometheusRule.disabledAlerts[0]=NoSuchAlert", expect="disabledAlerts")
+
+
+def test_grafana_dashboard_configmap():
+    import json
+    assert not [d for d in by_kind(render(), "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    docs = render("--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.annotations.grafana_folder=K8s")
+    cm = next(d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == f"{FULLNAME}-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "K8s"}
+    assert cm["metadata"]["namespace"] == NS
+    dash = json.loads(cm["data"]["volguard.json"])
+    assert dash["uid"] == "volguard" and dash["panels"], dash.get("title")
+    exprs = [t["expr"] for p in dash["panels"] for t in p["targets"]]
+    used = set().union(*(series_in(e) for e in exprs))
+    assert used <= KNOWN_SERIES, used - KNOWN_SERIES
+    for needed in ("volguard_admission_requests_total", "volguard_violations_total",
+                   "volguard_admission_duration_seconds_bucket", "volguard_certificate_not_after_seconds",
+                   "process_resident_memory_bytes"):
+        assert needed in used, needed
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    cm = next(d for d in by_kind(render("--set", "grafanaDashboard.enabled=true", "--set",
+                                        "grafanaDashboard.sidecarLabel=dash", "--set",
+                                        "grafanaDashboard.namespace=monitoring"), "ConfigMap")
+              if d["metadata"]["name"] == f"{FULLNAME}-dashboard")
+    assert cm["metadata"]["labels"]["dash"] == "1" and cm["metadata"]["namespace"] == "monitoring"
+
+
+def test_helm_test_pod():
+    pod = one(render(), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    spec = pod["spec"]
+    assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+    c = spec["containers"][0]
+    assert c["image"] == "busybox:1.36"
+    script = c["command"][-1]
+    assert f"http://{FULLNAME}.{NS}.svc:8080" in script and "/readyz" in script and "/metrics" in script
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert not by_kind(render("--set", "test.enabled=false"), "Pod")
+
+
+def leaf_paths(d, atomic, prefix=""):
+    for k, v in d.items():
+        path = f"{prefix}{k}"
+        if isinstance(v, dict) and v and path not in atomic:
+            yield from leaf_paths(v, atomic, path + ".")
+        else:
+            yield path
+
+
+def test_chart_readme_documents_every_value():
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+    with open(os.path.join(CHART, "README.md")) as f:
+        readme = f.read()
+    sys.path.insert(0, HERE)
+    import values_table  # noqa: E402 - the generator next to this file
+    missing = [p for p in leaf_paths(values, values_table.ATOMIC) if f"`{p}`" not in readme]
+    assert not missing, f"charts/volguard/README.md does not document: {missing}"
+    assert values_table.table() in readme, (
+        "the values table in charts/volguard/README.md is stale: "
+        "python3 charts/volguard/tests/values_table.py --write")
+    undocumented = [path for path, _, desc in values_table.rows() if not desc]
+    assert not undocumented, f"values.yaml keys without a `# --` description: {undocumented}"
+
+
+def doc_helm_commands(path):
+    """`helm install` / `helm upgrade` commands in a Markdown file's sh blocks, joined."""
+    cmds, cur, in_sh = [], None, False
+    with open(path) as f:
+        for line in f:
+            line = line.rstrip("\n")
+            if line.startswith("```"):
+                in_sh = line.strip() == "```sh" and not in_sh
+                continue
+            if not in_sh:
+                continue
+            if cur is not None:
+                cur += " " + line.strip()
+            elif line.startswith(("helm install ", "helm upgrade ")):
+                cur = line.strip()
+            if cur is not None and not cur.endswith("\\"):
+                cmds.append(cur)
+                cur = None
+            elif cur is not None:
+                cur = cur[:-1].rstrip()
+    return cmds
+
+
+def test_docs_helm_commands_render():
+    # Every `helm install` / `helm upgrade` line of README.md, certs/README.md and the
+    # chart's README, run as
+    # written through `helm template` ($IMAGE set as the README says; an upgrade's
+    # --reuse-values stands for the install's image.repository).
+    binary = volguard_bin()
+    assert os.access(binary, os.X_OK), f"volguard binary {binary} not found"
+    tmp = tempfile.mkdtemp()
+    try:
+        subprocess.run([binary, "certs", "--service", "volguard", "--namespace", "volguard",
+                        "--out", os.path.join(tmp, "certs", "out")], check=True, capture_output=True)
+        shutil.copytree(os.path.join(ROOT, "charts"), os.path.join(tmp, "charts"))
+        wrapper = f"""
+helm() {{
+  local verb=$1; shift
+  local args=()
+  for a in "$@"; do
+    case $a in
+      --create-namespace|--wait) ;;
+      --reuse-values) args+=(--set "image.repository=$IMAGE") ;;
+      *) args+=("$a") ;;
+    esac
+  done
+  if [[ $verb == install || $verb == upgrade ]]; then
+    "{os.path.abspath(helm_bin())}" template "${{args[@]}}" >/dev/null
+  else
+    echo "unexpected helm $verb" >&2; return 1
+  fi
+}}
+IMAGE=registry.example.com/volguard
+"""
+        checked = 0
+        for doc in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "certs", "README.md"),
+                    os.path.join(CHART, "README.md")):
+            for cmd in doc_helm_commands(doc):
+                p = subprocess.run(["bash", "-c", wrapper + "set -e\n" + cmd], cwd=tmp,
+                                   capture_output=True, text=True)
+                assert p.returncode == 0, f"{os.path.relpath(doc, ROOT)}: `{cmd}` fails:\n{p.stderr}"
+                checked += 1
+        assert checked >= 8, f"only {checked} helm commands found in the docs"
+    finally:
+        shutil.rmtree(tmp)
 
 
 # --------------------------------------------------------------------------- runner
