@@ -996,4 +996,43 @@ mod tests {
         assert_eq!(q("-1.5").to_string(), "-1.5");
         assert_eq!(q("8Ei").to_string(), "9223372036854775807");
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// Quantity-shaped text, mostly valid, around the edges of the grammar.
+        fn text() -> impl Strategy<Value = String> {
+            "[+-]?0{0,2}[0-9]{0,24}(\\.[0-9]{0,12})?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[+-]?[0-9]{1,3}|K|ki|x)"
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+            /// What Display prints reads back as the same value; the fast path, when it
+            /// applies, agrees with the general one.
+            #[test]
+            fn display_reads_back_and_paths_agree(s in text()) {
+                if let Some(fast) = Quantity::parse_plain_integer(&s) {
+                    prop_assert_eq!(Ok(fast), Quantity::parse_general(&s));
+                }
+                if let Ok(q) = Quantity::parse(&s) {
+                    prop_assert_eq!(Quantity::parse(&q.to_string()), Ok(q), "{} shown as {}", s, q);
+                }
+            }
+
+            /// Order and sums agree: a + b compares to a as b compares to zero, and sums
+            /// commute.
+            #[test]
+            fn sums_are_ordered(a in text(), b in text()) {
+                if let (Ok(a), Ok(b)) = (Quantity::parse(&a), Quantity::parse(&b)) {
+                    if let Some(sum) = a.checked_add(b) {
+                        prop_assert_eq!(sum.cmp(&a), b.cmp(&Quantity::ZERO));
+                        prop_assert_eq!(Some(sum), b.checked_add(a));
+                    }
+                    prop_assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
+                }
+            }
+        }
+    }
 }
