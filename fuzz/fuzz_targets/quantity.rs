@@ -9,6 +9,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     // Treat the input as up to three quantities separated by '|'.
+    //
+    // The plain-integer fast path and ParseQuantity's general path must agree.
+    for s in text.split('|').take(3) {
+        if let Ok(q) = Quantity::parse(s) {
+            assert_eq!(Quantity::parse_general(s), Ok(q), "{s:?}: fast and general paths differ");
+        }
+    }
     let qs: Vec<Quantity> = text
         .split('|')
         .take(3)
@@ -17,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
     for q in &qs {
         // Display is meant for messages; what it prints must read back as the same amount
         // (fuzz/regressions/quantity/display-roundtrip-*: fixed by computing the value from
-        // the text exactly instead of through kube_quantity's f64).
+        // the text exactly, as apimachinery's ParseQuantity does, never through f64).
         let shown = q.to_string();
         match Quantity::parse(&shown) {
             Ok(back) => assert_eq!(back, *q, "{text:?} displays as {shown:?} which reads back differently"),

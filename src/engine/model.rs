@@ -245,6 +245,20 @@ pub struct ResourceList {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawQuantity(pub String);
 
+impl RawQuantity {
+    /// apimachinery `Quantity.UnmarshalJSON` trims Unicode whitespace (`strings.TrimSpace`, as
+    /// `str::trim`) off the JSON string's raw text before `ParseQuantity`. A control character
+    /// or U+2028/U+2029 reaches it JSON-escaped (`\t`), so it is not trimmed and the value is
+    /// rejected: keep those. Numbers are read as kubectl sends them (shortest `f64` digits).
+    fn trim(v: &str) -> &str {
+        if v.contains(|c: char| c < ' ' || c == '\u{2028}' || c == '\u{2029}') {
+            v
+        } else {
+            v.trim()
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for RawQuantity {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -254,10 +268,14 @@ impl<'de> Deserialize<'de> for RawQuantity {
                 f.write_str("a quantity string or number")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawQuantity(v.to_owned()))
+                Ok(RawQuantity(RawQuantity::trim(v).to_owned()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(RawQuantity(v))
+                if RawQuantity::trim(&v).len() == v.len() {
+                    Ok(RawQuantity(v))
+                } else {
+                    self.visit_str(&v)
+                }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 Ok(RawQuantity(v.to_string()))
