@@ -195,6 +195,7 @@ registry! {
     VolumeTypeAllowed => volume_type_allowed,
     EmptydirSizeLimitRequired => emptydir_size_limit_required,
     EmptydirSizeLimitMax => emptydir_size_limit_max,
+    EmptydirMediumValid => emptydir_medium_valid,
     EmptydirMemoryWithinLimits => emptydir_memory_within_limits,
     EmptydirWithinEphemeralStorage => emptydir_within_ephemeral_storage,
     EmptydirEphemeralStorageDeclared => emptydir_ephemeral_storage_declared,
