@@ -93,6 +93,24 @@ impl From<ObjectFields> for Object {
         if let Some(spec) = obj.spec.as_mut() {
             spec.apply_update_storage();
         }
+        // Every Pod spec the object carries: a Pod's, or the template of the Pods a
+        // controller will create (the apiserver defaults those Pods when they are created).
+        if let Some(spec) = obj.spec.as_mut() {
+            spec.default_requests_from_limits();
+            if let Some(t) = spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+                t.default_requests_from_limits();
+            }
+            let job = spec.job_template.as_mut().and_then(|j| j.spec.as_mut());
+            if let Some(t) = job
+                .and_then(|j| j.template.as_mut())
+                .and_then(|t| t.spec.as_mut())
+            {
+                t.default_requests_from_limits();
+            }
+        }
+        if let Some(t) = obj.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            t.default_requests_from_limits();
+        }
         obj
     }
 }
@@ -202,6 +220,29 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// `SetDefaults_Pod` (`pkg/apis/core/v1/defaults.go`): a container or init container
+    /// request that is missing takes the value of its limit, key by key. The apiserver does it
+    /// to every Pod (so to every Pod a workload's controller creates), not to templates.
+    fn default_requests_from_limits(&mut self) {
+        fn fill(req: &mut Option<RawQuantity>, lim: &Option<RawQuantity>) {
+            if req.is_none() {
+                req.clone_from(lim);
+            }
+        }
+        for c in self.containers.iter_mut().chain(&mut self.init_containers) {
+            if let Some(Resources {
+                limits: Some(l),
+                requests,
+            }) = c.resources.as_mut()
+            {
+                let r = requests.get_or_insert_with(ResourceList::default);
+                fill(&mut r.cpu, &l.cpu);
+                fill(&mut r.memory, &l.memory);
+                fill(&mut r.ephemeral_storage, &l.ephemeral_storage);
+            }
+        }
+    }
+
     /// The StatefulSet controller's `updateStorage`
     /// (`pkg/controller/statefulset/stateful_set_utils.go`): every template volume whose name
     /// equals a volumeClaimTemplate's is replaced, in every Pod, by that claim's PVC volume.
@@ -533,6 +574,26 @@ mod tests {
         assert!(vols[0].empty_dir.is_none() && vols[0].claim_template);
         assert_eq!(vols[1].source.as_deref(), Some("emptyDir"));
         assert!(!vols[1].claim_template);
+    }
+
+    /// `pkg/apis/core/v1/defaults.go:SetDefaults_Pod`: requests default to limits, key by
+    /// key, for containers and init containers.
+    #[test]
+    fn requests_default_to_limits() {
+        let obj: Object = serde_yaml_ng::from_str(
+            "kind: Pod\nspec:\n  initContainers: [{name: i, resources: {limits: {ephemeral-storage: 1Gi}}}]\n  containers:\n  - {name: a, resources: {limits: {memory: 1Gi, ephemeral-storage: 2Gi}, requests: {memory: 512Mi}}}\n  - {name: b}\n",
+        )
+        .unwrap();
+        let spec = obj.spec.unwrap();
+        fn req(c: &Container) -> &ResourceList {
+            c.resources.as_ref().unwrap().requests.as_ref().unwrap()
+        }
+        let a = req(&spec.containers[0]);
+        assert_eq!(a.memory, Some(RawQuantity("512Mi".into())));
+        assert_eq!(a.ephemeral_storage, Some(RawQuantity("2Gi".into())));
+        assert!(spec.containers[1].resources.is_none());
+        let i = req(&spec.init_containers[0]);
+        assert_eq!(i.ephemeral_storage, Some(RawQuantity("1Gi".into())));
     }
 
     #[test]

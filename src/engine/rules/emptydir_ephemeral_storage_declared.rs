@@ -24,7 +24,8 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "Without ephemeral-storage requests the scheduler cannot place the Pod where the disk \
          exists, and without limits the kubelet cannot attribute usage. Each regular and init \
          container mounting a disk emptyDir is checked on its own: pod-level `spec.resources` \
-         does not support ephemeral-storage. Off by default.",
+         does not support ephemeral-storage. A limit alone is a request too (the apiserver \
+         defaults requests to limits in every Pod, `SetDefaults_Pod`). Off by default.",
     options: &[],
 };
 
@@ -78,6 +79,8 @@ mod tests {
     #[rstest]
     #[case::declared("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}}\n", &[])]
     #[case::missing_both("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.containers[0]"])]
+    // pkg/apis/core/v1/defaults.go:SetDefaults_Pod: a limit alone is also the request.
+    #[case::limit_only_is_requested_too("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {limits: {ephemeral-storage: 2Gi}}}\n", &[])]
     #[case::missing_limit("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}}}\n", &["spec.containers[0]"])]
     #[case::memory_only("  containers:\n  - {name: x, volumeMounts: [{name: m, mountPath: /m}]}\n", &[])]
     #[case::init_container("  containers:\n  - {name: x}\n  initContainers:\n  - {name: i, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.initContainers[0]"])]
