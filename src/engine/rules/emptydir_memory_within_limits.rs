@@ -12,9 +12,9 @@ pub const META: RuleMeta = RuleMeta {
          allocatable (`calculateEmptyDirMemorySize`). If the positive `sizeLimit`s add up to more \
          than the limit, the volumes can never all be filled: the Pod is OOM-killed first. The \
          limit is the kubelet's (`ResourceConfigForPod`): pod-level `spec.resources.limits.memory`, \
-         else, when every container and init container has one, the sum over containers and \
-         sidecars, max'ed with each init container plus the sidecars before it; `spec.overhead` \
-         added. Without one, a sized tmpfs is bounded by its sizeLimit: no finding (an unsized \
+         else, when every container has a non-zero one and so does every init container \
+         counted with the sidecars started before it, the sum over containers and sidecars, \
+         max'ed with each init container plus the sidecars before it; `spec.overhead` added. Without one, a sized tmpfs is bounded by its sizeLimit: no finding (an unsized \
          one is `emptydir-size-limit-required`'s).",
     options: &[],
 };
