@@ -49,20 +49,70 @@ pub const VOLUME_SOURCES: &[&str] = &[
 ];
 
 /// Any Kubernetes object: a Pod, a Pod-template carrier, or something we ignore.
+///
+/// Decoding applies what Kubernetes does to the object before a Pod runs and that the rules
+/// would otherwise misread (see [`Object::from`]): the apiserver's `SetDefaults_Volume`
+/// (already applied to what the webhook receives, so idempotent there) and the StatefulSet
+/// controller's `updateStorage`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "ObjectFields")]
 pub struct Object {
-    #[serde(default)]
     pub api_version: String,
-    #[serde(default)]
     pub kind: String,
-    #[serde(default)]
     pub metadata: Meta,
-    #[serde(default)]
     pub spec: Option<Spec>,
     /// `PodTemplate.template`.
-    #[serde(default)]
     pub template: Option<Box<PodTemplateSpec>>,
+}
+
+/// The fields of [`Object`] as written.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectFields {
+    #[serde(default)]
+    api_version: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    metadata: Meta,
+    #[serde(default)]
+    spec: Option<Spec>,
+    #[serde(default)]
+    template: Option<Box<PodTemplateSpec>>,
+}
+
+impl From<ObjectFields> for Object {
+    fn from(f: ObjectFields) -> Self {
+        let mut obj = Object {
+            api_version: f.api_version,
+            kind: f.kind,
+            metadata: f.metadata,
+            spec: f.spec,
+            template: f.template,
+        };
+        if let Some(spec) = obj.spec.as_mut() {
+            spec.apply_update_storage();
+        }
+        // Every Pod spec the object carries: a Pod's, or the template of the Pods a
+        // controller will create (the apiserver defaults those Pods when they are created).
+        if let Some(spec) = obj.spec.as_mut() {
+            spec.default_requests_from_limits();
+            if let Some(t) = spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+                t.default_requests_from_limits();
+            }
+            let job = spec.job_template.as_mut().and_then(|j| j.spec.as_mut());
+            if let Some(t) = job
+                .and_then(|j| j.template.as_mut())
+                .and_then(|t| t.spec.as_mut())
+            {
+                t.default_requests_from_limits();
+            }
+        }
+        if let Some(t) = obj.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            t.default_requests_from_limits();
+        }
+        obj
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -157,6 +207,9 @@ pub struct Spec {
     /// Pod-level resources (`PodLevelResources`).
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// `spec.overhead` (set by the RuntimeClass admission plugin).
+    #[serde(default)]
+    pub overhead: Option<ResourceList>,
     // Workloads
     #[serde(default)]
     pub template: Option<Box<PodTemplateSpec>>,
@@ -164,6 +217,59 @@ pub struct Spec {
     pub job_template: Option<Box<JobTemplateSpec>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub volume_claim_templates: Vec<ClaimTemplate>,
+}
+
+impl Spec {
+    /// `SetDefaults_Pod` (`pkg/apis/core/v1/defaults.go`): a container or init container
+    /// request that is missing takes the value of its limit, key by key. The apiserver does it
+    /// to every Pod (so to every Pod a workload's controller creates), not to templates.
+    fn default_requests_from_limits(&mut self) {
+        fn fill(req: &mut Option<RawQuantity>, lim: &Option<RawQuantity>) {
+            if req.is_none() {
+                req.clone_from(lim);
+            }
+        }
+        for c in self.containers.iter_mut().chain(&mut self.init_containers) {
+            if let Some(Resources {
+                limits: Some(l),
+                requests,
+            }) = c.resources.as_mut()
+            {
+                let r = requests.get_or_insert_with(ResourceList::default);
+                fill(&mut r.cpu, &l.cpu);
+                fill(&mut r.memory, &l.memory);
+                fill(&mut r.ephemeral_storage, &l.ephemeral_storage);
+            }
+        }
+    }
+
+    /// The StatefulSet controller's `updateStorage`
+    /// (`pkg/controller/statefulset/stateful_set_utils.go`): every template volume whose name
+    /// equals a volumeClaimTemplate's is replaced, in every Pod, by that claim's PVC volume.
+    /// The volume keeps its position here so findings point at what the user wrote.
+    fn apply_update_storage(&mut self) {
+        if self.volume_claim_templates.is_empty() {
+            return;
+        }
+        let Some(spec) = self.template.as_mut().and_then(|t| t.spec.as_mut()) else {
+            return;
+        };
+        // A set, not a scan per volume: both lists can be long (bounded work per request).
+        let claims: std::collections::HashSet<&str> = self
+            .volume_claim_templates
+            .iter()
+            .filter_map(|c| c.metadata.name.as_deref())
+            .collect();
+        for v in &mut spec.volumes {
+            if claims.contains(v.name.as_str()) {
+                v.source = Some(Cow::Borrowed("persistentVolumeClaim"));
+                v.empty_dir = None;
+                v.host_path = None;
+                v.source_read_only = false;
+                v.claim_template = true;
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,6 +307,16 @@ pub struct Container {
     pub volume_devices: Vec<VolumeDevice>,
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// `Always` on an init container makes it a sidecar (restartable init container).
+    #[serde(default)]
+    pub restart_policy: Option<String>,
+}
+
+impl Container {
+    /// A native sidecar: an init container with `restartPolicy: Always`.
+    pub fn is_restartable(&self) -> bool {
+        self.restart_policy.as_deref() == Some("Always")
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -231,9 +347,12 @@ pub struct Resources {
     pub requests: Option<ResourceList>,
 }
 
-/// The two resources the rules compare against; other keys are skipped.
+/// The resources the engine computes with; other keys (hugepages-*, extended resources) are
+/// skipped.
 #[derive(Debug, Default, Deserialize)]
 pub struct ResourceList {
+    #[serde(default)]
+    pub cpu: Option<RawQuantity>,
     #[serde(default)]
     pub memory: Option<RawQuantity>,
     #[serde(default, rename = "ephemeral-storage")]
@@ -291,12 +410,19 @@ impl<'de> Deserialize<'de> for RawQuantity {
     }
 }
 
-/// How an emptyDir is backed.
+/// How an emptyDir is backed, as the kubelet's `emptyDir.SetUpAt` reads `medium`
+/// (`pkg/volume/emptydir/empty_dir.go`; case-sensitive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Medium {
+    /// `""` or no medium: a directory on the node's disk.
     Disk,
+    /// `Memory`: tmpfs.
     Memory,
+    /// `HugePages` or `HugePages-<size>` (`IsHugePageMedium`): hugetlbfs.
     HugePages,
+    /// Anything else: the kubelet fails the mount ("unknown storage medium"); the apiserver
+    /// does not validate it.
+    Unknown,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -311,9 +437,10 @@ pub struct EmptyDir {
 impl EmptyDir {
     pub fn medium(&self) -> Medium {
         match self.medium.as_deref() {
+            None | Some("") => Medium::Disk,
             Some("Memory") => Medium::Memory,
             Some(m) if m == "HugePages" || m.starts_with("HugePages-") => Medium::HugePages,
-            _ => Medium::Disk,
+            Some(_) => Medium::Unknown,
         }
     }
 }
@@ -331,6 +458,8 @@ pub struct Volume {
     pub source_read_only: bool,
     /// `hostPath.path`, for a hostPath volume.
     pub host_path: Option<String>,
+    /// A StatefulSet template volume replaced by the same-named volumeClaimTemplate's PVC.
+    pub claim_template: bool,
 }
 
 #[derive(Deserialize)]
@@ -392,6 +521,12 @@ impl<'de> Deserialize<'de> for Volume {
                         },
                     }
                 }
+                // `SetDefaults_Volume` (pkg/apis/core/v1/defaults.go): a volume whose every
+                // source pointer is nil becomes `emptyDir: {}`.
+                if vol.source.is_none() {
+                    vol.source = Some(Cow::Borrowed("emptyDir"));
+                    vol.empty_dir = Some(EmptyDir::default());
+                }
                 Ok(vol)
             }
         }
@@ -440,7 +575,73 @@ mod tests {
         assert!(v[1].source_read_only);
         assert_eq!(v[2].source.as_deref(), Some("configMap"));
         assert!(!v[2].source_read_only);
-        assert_eq!(v[3].source, None);
+        // SetDefaults_Volume: no source at all means `emptyDir: {}`.
+        assert_eq!(v[3].source.as_deref(), Some("emptyDir"));
+        assert_eq!(v[3].empty_dir.as_ref().unwrap().medium(), Medium::Disk);
+    }
+
+    /// `pkg/apis/core/v1/defaults.go:SetDefaults_Volume`: only when every source pointer is
+    /// nil (a `null` source is nil too).
+    #[test]
+    fn source_less_volumes_default_to_empty_dir() {
+        let v: Vec<Volume> = serde_json::from_str(
+            r#"[{"name":"a"},{"name":"b","emptyDir":null},{"name":"c","secret":null},
+                {"name":"d","secret":{"secretName":"s"}}]"#,
+        )
+        .unwrap();
+        for vol in &v[..3] {
+            assert_eq!(vol.source.as_deref(), Some("emptyDir"), "{}", vol.name);
+            assert!(vol.empty_dir.is_some(), "{}", vol.name);
+        }
+        assert_eq!(v[3].source.as_deref(), Some("secret"));
+        assert!(v[3].empty_dir.is_none());
+    }
+
+    /// `pkg/controller/statefulset/stateful_set_utils.go:updateStorage`.
+    #[test]
+    fn statefulset_claim_templates_replace_same_named_volumes() {
+        let obj: Object = serde_yaml_ng::from_str(
+            "kind: StatefulSet\nspec:\n  volumeClaimTemplates: [{metadata: {name: data}}]\n  template:\n    spec:\n      volumes:\n      - {name: data, emptyDir: {medium: Memory}}\n      - {name: tmp, emptyDir: {}}\n",
+        )
+        .unwrap();
+        let vols = &obj.spec.unwrap().template.unwrap().spec.unwrap().volumes;
+        assert_eq!(vols[0].source.as_deref(), Some("persistentVolumeClaim"));
+        assert!(vols[0].empty_dir.is_none() && vols[0].claim_template);
+        assert_eq!(vols[1].source.as_deref(), Some("emptyDir"));
+        assert!(!vols[1].claim_template);
+    }
+
+    /// `pkg/apis/core/v1/defaults.go:SetDefaults_Pod`: requests default to limits, key by
+    /// key, for containers and init containers.
+    #[test]
+    fn requests_default_to_limits() {
+        let obj: Object = serde_yaml_ng::from_str(
+            "kind: Pod\nspec:\n  initContainers: [{name: i, resources: {limits: {ephemeral-storage: 1Gi}}}]\n  containers:\n  - {name: a, resources: {limits: {memory: 1Gi, ephemeral-storage: 2Gi}, requests: {memory: 512Mi}}}\n  - {name: b}\n",
+        )
+        .unwrap();
+        let spec = obj.spec.unwrap();
+        fn req(c: &Container) -> &ResourceList {
+            c.resources.as_ref().unwrap().requests.as_ref().unwrap()
+        }
+        let a = req(&spec.containers[0]);
+        assert_eq!(a.memory, Some(RawQuantity("512Mi".into())));
+        assert_eq!(a.ephemeral_storage, Some(RawQuantity("2Gi".into())));
+        assert!(spec.containers[1].resources.is_none());
+        let i = req(&spec.init_containers[0]);
+        assert_eq!(i.ephemeral_storage, Some(RawQuantity("1Gi".into())));
+    }
+
+    #[test]
+    fn sidecars_and_overhead() {
+        let s: Spec = serde_yaml_ng::from_str(
+            "initContainers: [{name: s, restartPolicy: Always}, {name: i}]\noverhead: {memory: 1Mi, cpu: 250m}\n",
+        )
+        .unwrap();
+        assert!(s.init_containers[0].is_restartable());
+        assert!(!s.init_containers[1].is_restartable());
+        let o = s.overhead.unwrap();
+        assert_eq!(o.memory, Some(RawQuantity("1Mi".into())));
+        assert_eq!(o.cpu, Some(RawQuantity("250m".into())));
     }
 
     #[test]
@@ -467,6 +668,9 @@ mod tests {
             ("HugePages-2Mi", Medium::HugePages),
             ("Memory", Medium::Memory),
             ("", Medium::Disk),
+            ("memory", Medium::Unknown),
+            ("hugepages", Medium::Unknown),
+            ("Tmpfs", Medium::Unknown),
         ] {
             let e = EmptyDir {
                 medium: Some(m.into()),

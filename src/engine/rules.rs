@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::model::{Container, EmptyDir, Medium, Spec, Volume};
 use crate::engine::paths;
 use crate::engine::quantity::{Quantity, QuantityError};
-use crate::engine::resources::{self, LimitKind, PodLimit};
+use crate::engine::resources;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -195,6 +195,7 @@ registry! {
     VolumeTypeAllowed => volume_type_allowed,
     EmptydirSizeLimitRequired => emptydir_size_limit_required,
     EmptydirSizeLimitMax => emptydir_size_limit_max,
+    EmptydirMediumValid => emptydir_medium_valid,
     EmptydirMemoryWithinLimits => emptydir_memory_within_limits,
     EmptydirWithinEphemeralStorage => emptydir_within_ephemeral_storage,
     EmptydirEphemeralStorageDeclared => emptydir_ephemeral_storage_declared,
@@ -361,8 +362,8 @@ pub struct PodCtx<'a> {
     volume_index: HashMap<&'a str, usize>,
     /// Parsed `emptyDir.sizeLimit` per volume (None: no emptyDir or no sizeLimit).
     size_limits: Vec<Option<Result<Quantity, QuantityError>>>,
-    memory_limit: OnceCell<PodLimit<'a>>,
-    ephemeral_limit: OnceCell<PodLimit<'a>>,
+    memory_limit: OnceCell<Option<Quantity>>,
+    ephemeral_limit: OnceCell<Option<Quantity>>,
 }
 
 impl<'a> PodCtx<'a> {
@@ -437,7 +438,8 @@ impl<'a> PodCtx<'a> {
             .filter(|c| c.kind == ContainerKind::Regular)
     }
 
-    /// Every emptyDir volume with its index and medium.
+    /// Every emptyDir volume with its index and medium. (A StatefulSet template volume that
+    /// a same-named volumeClaimTemplate replaces is a PVC by then: see `model`.)
     pub fn empty_dirs(&self) -> impl Iterator<Item = (usize, &'a Volume, &'a EmptyDir, Medium)> {
         self.spec
             .volumes
@@ -451,14 +453,20 @@ impl<'a> PodCtx<'a> {
         self.size_limits.get(i).and_then(Option::as_ref)
     }
 
-    /// The Pod's limit for one resource (see `resources::pod_limit`), computed once per
-    /// evaluation.
-    pub fn pod_limit(&self, kind: LimitKind) -> &PodLimit<'a> {
-        let cell = match kind {
-            LimitKind::Memory => &self.memory_limit,
-            LimitKind::EphemeralStorage => &self.ephemeral_limit,
-        };
-        cell.get_or_init(|| resources::pod_limit(self.spec, kind))
+    /// The Pod cgroup's memory limit (`resources::memory_cgroup_limit`: `None` when the
+    /// kubelet sets none), computed once per evaluation.
+    pub fn memory_limit(&self) -> Option<Quantity> {
+        *self
+            .memory_limit
+            .get_or_init(|| resources::memory_cgroup_limit(self.spec))
+    }
+
+    /// The Pod's ephemeral-storage limit the eviction manager enforces
+    /// (`resources::ephemeral_storage_limit`), computed once per evaluation.
+    pub fn ephemeral_storage_limit(&self) -> Option<Quantity> {
+        *self
+            .ephemeral_limit
+            .get_or_init(|| resources::ephemeral_storage_limit(self.spec))
     }
 }
 

@@ -22,17 +22,18 @@ pub const META: RuleMeta = RuleMeta {
     default_action: Action::Off,
     summary: "a container mounting a disk emptyDir without ephemeral-storage requests and limits",
     explanation: "Without ephemeral-storage requests the scheduler cannot place the Pod where the disk \
-         exists, and without limits the kubelet cannot attribute usage. Off by default.",
+         exists, and without limits the kubelet cannot attribute usage. Each regular and init \
+         container mounting a disk emptyDir is checked on its own: pod-level `spec.resources` \
+         does not support ephemeral-storage. A limit alone is a request too (the apiserver \
+         defaults requests to limits in every Pod, `SetDefaults_Pod`). Off by default.",
     options: &[],
 };
 
 pub type Options = NoOptions;
 
 pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
-    // Pod-level requests and limits cover every container.
-    if declares(&ctx.spec.resources) == (true, true) {
-        return;
-    }
+    // ephemeral-storage is not a pod-level resource (`IsSupportedPodLevelResource`):
+    // `spec.resources` cannot declare it for the containers.
     for c in &ctx.containers {
         // Ephemeral containers cannot set resources.
         if c.kind == ContainerKind::Ephemeral {
@@ -78,11 +79,14 @@ mod tests {
     #[rstest]
     #[case::declared("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}}\n", &[])]
     #[case::missing_both("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.containers[0]"])]
+    // pkg/apis/core/v1/defaults.go:SetDefaults_Pod: a limit alone is also the request.
+    #[case::limit_only_is_requested_too("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {limits: {ephemeral-storage: 2Gi}}}\n", &[])]
     #[case::missing_limit("  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}], resources: {requests: {ephemeral-storage: 1Gi}}}\n", &["spec.containers[0]"])]
     #[case::memory_only("  containers:\n  - {name: x, volumeMounts: [{name: m, mountPath: /m}]}\n", &[])]
     #[case::init_container("  containers:\n  - {name: x}\n  initContainers:\n  - {name: i, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.initContainers[0]"])]
     #[case::ephemeral_skipped("  containers:\n  - {name: x}\n  ephemeralContainers:\n  - {name: e, volumeMounts: [{name: d, mountPath: /d}]}\n", &[])]
-    #[case::pod_level("  resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}\n  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &[])]
+    // component-helpers resource/helpers.go:IsSupportedPodLevelResource: not ephemeral-storage.
+    #[case::pod_level_does_not_count("  resources: {requests: {ephemeral-storage: 1Gi}, limits: {ephemeral-storage: 2Gi}}\n  containers:\n  - {name: x, volumeMounts: [{name: d, mountPath: /d}]}\n", &["spec.containers[0]"])]
     fn cases(#[case] rest: &str, #[case] want: &[&str]) {
         let obj = format!("kind: Pod\nspec:\n{VOLS}{rest}");
         assert_eq!(paths(&run(R, &obj)), want);

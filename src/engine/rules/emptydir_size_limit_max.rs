@@ -2,17 +2,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::quantity::PositiveQuantity;
+use crate::engine::quantity::{PositiveQuantity, Quantity};
 use super::{Action, OptionDoc, quantity_schema, RuleMeta, RuleSet, PodCtx, RuleId, Violation, first_over, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
     name: "emptydir-size-limit-max",
     default_action: Action::Deny,
-    summary: "a `sizeLimit` above the maximum for its medium, zero/negative, or not a quantity",
+    summary: "a `sizeLimit` above the maximum for its medium, negative, or not a quantity",
     explanation: "Caps each emptyDir's `sizeLimit` by medium (`maxDisk`, `maxMemory`) and optionally the \
-         sum over the Pod (`maxTotal`). A `sizeLimit` that is zero, negative or not a valid \
-         quantity is also reported. Quantities compare exactly: `10240Mi` equals `10Gi`.",
+         sum over the Pod (`maxTotal`). A `sizeLimit` that is negative or not a valid quantity is \
+         also reported (the apiserver rejects both); a zero one is unlimited to the kubelet and \
+         is `emptydir-size-limit-required`'s. Quantities compare exactly: `10240Mi` equals `10Gi`.",
     options: &[
         OptionDoc {
             name: "maxDisk",
@@ -64,7 +65,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
         let (max, what) = match medium {
             Medium::Disk => (*opts.max_disk, "disk-backed"),
             Medium::Memory => (*opts.max_memory, "memory-backed"),
-            Medium::HugePages => continue,
+            Medium::HugePages | Medium::Unknown => continue,
         };
         let message = match parsed {
             Err(_) => format!(
@@ -72,8 +73,8 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
                 q(&v.name),
                 q(raw)
             ),
-            Ok(size) if !size.is_positive() => format!(
-                "emptyDir {} has sizeLimit {}, which is not positive; set a size above zero (at most {max})",
+            Ok(size) if *size < Quantity::ZERO => format!(
+                "emptyDir {} has sizeLimit {}, which is negative; set a size above zero (at most {max})",
                 q(&v.name),
                 q(raw)
             ),
@@ -93,7 +94,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
     if let Some(total) = opts.max_total.as_deref().copied() {
         let sized = ctx
             .empty_dirs()
-            .filter(|(_, _, _, m)| *m != Medium::HugePages);
+            .filter(|(_, _, _, m)| matches!(m, Medium::Disk | Medium::Memory));
         if let Some((i, v, sum)) = first_over(ctx, sized, total) {
             out.push(Violation {
                 rule: RuleId::EmptydirSizeLimitMax,
@@ -127,7 +128,8 @@ mod tests {
     #[case::one_byte_above("{sizeLimit: \"10737418241\"}", true)]
     #[case::above("{sizeLimit: 11Gi}", true)]
     #[case::numeric("{sizeLimit: 1000}", false)]
-    #[case::zero("{sizeLimit: \"0\"}", true)]
+    // Zero is unlimited to the kubelet: emptydir-size-limit-required reports it.
+    #[case::zero("{sizeLimit: \"0\"}", false)]
     #[case::negative("{sizeLimit: -1Gi}", true)]
     #[case::invalid("{sizeLimit: lots}", true)]
     #[case::bad_suffix("{sizeLimit: 1GB}", true)]

@@ -1,16 +1,19 @@
 //! `emptydir-size-limit-required`: emptyDirs (of the configured media) set a sizeLimit.
 
 use serde::{Deserialize, Serialize};
-use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, RuleSet, Violation, q};
 use crate::engine::model::Medium;
+use crate::engine::quantity::Quantity;
 
 pub const META: RuleMeta = RuleMeta {
     name: "emptydir-size-limit-required",
     default_action: Action::Deny,
-    summary: "an emptyDir without `sizeLimit`",
+    summary: "an emptyDir without `sizeLimit`, or with a zero one (0 means unlimited to the kubelet)",
     explanation: "An emptyDir without `sizeLimit` can fill the node's disk (or, memory-backed, its memory) \
-         until the kubelet evicts Pods. `media` selects which emptyDirs need one: `disk`, \
-         `memory` or both. HugePages-backed emptyDirs are bounded by hugepage limits and exempt.",
+         until the kubelet evicts Pods. A `sizeLimit` the apiserver reads as zero (`0`, `0Gi`, \
+         `0.0`, ...) is no limit either: the eviction manager and tmpfs sizing only use a \
+         positive one. `media` selects which emptyDirs need one: `disk`, `memory` or both. \
+         HugePages-backed emptyDirs are bounded by hugepage limits and exempt.",
     options: &[OptionDoc {
         name: "media",
         schema: || serde_json::json!({"type": "array", "items": {"type": "string", "enum": ["disk", "memory"]}}),
@@ -47,11 +50,19 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
         let applies = match medium {
             Medium::Disk => opts.media.contains(&MediaKind::Disk),
             Medium::Memory => opts.media.contains(&MediaKind::Memory),
-            Medium::HugePages => false,
+            Medium::HugePages | Medium::Unknown => false,
         };
-        if !applies || e.size_limit.is_some() {
+        if !applies {
             continue;
         }
+        // kubelet emptyDirLimitEviction and calculateEmptyDirMemorySize ignore a sizeLimit
+        // that is not positive; the apiserver rejects negative ones, so this is zero.
+        // (Not a quantity: emptydir-size-limit-max's business.)
+        let zero = match (&e.size_limit, ctx.size_limit(i)) {
+            (None, _) => false,
+            (Some(_), Some(Ok(q))) if !q.is_positive() && *q >= Quantity::ZERO => true,
+            _ => continue,
+        };
         let (what, hint) = match medium {
             Medium::Memory => ("memory-backed emptyDir", *max.max_memory),
             _ => ("emptyDir", *max.max_disk),
@@ -61,10 +72,26 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
         } else {
             format!("set sizeLimit (at most {hint})")
         };
+        let (path, message) = if zero {
+            (
+                format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
+                format!(
+                    "{what} {} has sizeLimit {}: 0 means unlimited to the kubelet; {}",
+                    q(&v.name),
+                    q(e.size_limit.as_ref().map_or("", |r| r.0.as_str())),
+                    fix.replacen("set sizeLimit", "set a positive sizeLimit", 1)
+                ),
+            )
+        } else {
+            (
+                format!("{}.emptyDir", ctx.volume_field(i)),
+                format!("{what} {} has no sizeLimit; {fix}", q(&v.name)),
+            )
+        };
         out.push(Violation {
             rule: RuleId::EmptydirSizeLimitRequired,
-            path: format!("{}.emptyDir", ctx.volume_field(i)),
-            message: format!("{what} {} has no sizeLimit; {fix}", q(&v.name)),
+            path,
+            message,
         });
     }
 }
@@ -83,12 +110,14 @@ mod tests {
 
     #[rstest]
     #[case::disk_no_limit("{}", true)]
-    #[case::disk_null("null", false)]
+    // SetDefaults_Volume: a null emptyDir (no source at all) becomes `emptyDir: {}`.
+    #[case::disk_null("null", true)]
     #[case::disk_limit("{sizeLimit: 500Mi}", false)]
     #[case::memory_no_limit("{medium: Memory}", true)]
     #[case::memory_limit("{medium: Memory, sizeLimit: 64Mi}", false)]
     #[case::hugepages("{medium: HugePages}", false)]
     #[case::hugepages_sized("{medium: HugePages-2Mi}", false)]
+    #[case::unknown_medium_is_emptydir_medium_valid_business("{medium: memory}", false)]
     fn default_media(#[case] ed: &str, #[case] flagged: bool) {
         let want: &[&str] = if flagged {
             &["spec.volumes[0].emptyDir"]
@@ -96,6 +125,37 @@ mod tests {
             &[]
         };
         assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
+    }
+
+    // kubernetes/kubernetes pkg/kubelet/eviction/eviction_manager.go:emptyDirLimitEviction
+    // (sizeLimit.Sign() == 1) and pkg/volume/emptydir/empty_dir.go:calculateEmptyDirMemorySize
+    // (sizeLimit > 0): zero, in any spelling ParseQuantity reads as zero, is no limit.
+    #[rstest]
+    #[case::zero("{sizeLimit: \"0\"}", true)]
+    #[case::zero_number("{sizeLimit: 0}", true)]
+    #[case::zero_gi("{sizeLimit: 0Gi}", true)]
+    #[case::zero_fraction("{sizeLimit: \"0.0\"}", true)]
+    #[case::minus_zero("{sizeLimit: \"-0\"}", true)]
+    #[case::zero_exponent("{sizeLimit: 0e3}", true)]
+    #[case::memory_zero("{medium: Memory, sizeLimit: 0Mi}", true)]
+    #[case::one_nano("{sizeLimit: 1n}", false)]
+    #[case::negative_is_max_rule_business("{sizeLimit: -1}", false)]
+    #[case::invalid_is_max_rule_business("{sizeLimit: lots}", false)]
+    fn zero_size_limit(#[case] ed: &str, #[case] flagged: bool) {
+        let v = run(R, &pod(ed));
+        let want: &[&str] = if flagged {
+            &["spec.volumes[0].emptyDir.sizeLimit"]
+        } else {
+            &[]
+        };
+        assert_eq!(paths(&v), want, "{ed}");
+        if flagged {
+            assert!(
+                v[0].message.contains(": 0 means unlimited to the kubelet; set a positive sizeLimit"),
+                "{}",
+                v[0]
+            );
+        }
     }
 
     #[test]

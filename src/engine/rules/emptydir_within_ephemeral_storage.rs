@@ -1,15 +1,18 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, LimitKind, PodCtx, RuleId, Violation, first_over, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, RuleSet, Violation, first_over, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
     name: "emptydir-within-ephemeral-storage",
     default_action: Action::Warn,
     summary: "disk emptyDirs summing above the Pod's ephemeral-storage limit (evicted before full)",
-    explanation: "Disk-backed emptyDirs count against the Pod's ephemeral-storage limit (pod-level, else \
-         the sum over regular containers when every one sets it). If their `sizeLimit`s add up to \
-         more, the kubelet evicts the Pod before the volumes are full.",
+    explanation: "Disk-backed emptyDirs count against the Pod's ephemeral-storage limit as the kubelet's \
+         eviction manager computes it (`podEphemeralStorageLimitEviction`, `PodLimits`): the sum of \
+         the limits that exist over containers and sidecars, max'ed with each init container plus \
+         the sidecars before it, `spec.overhead` added. It exists as soon as one container sets \
+         `ephemeral-storage` (pod-level `spec.resources` cannot). If the positive `sizeLimit`s add \
+         up to more, the kubelet evicts the Pod before the volumes are full.",
     options: &[],
 };
 
@@ -24,10 +27,10 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
         return;
     }
     // Without a limit the kubelet does not evict on this basis: nothing to compare.
-    let Ok(limit) = ctx.pod_limit(LimitKind::EphemeralStorage) else {
+    let Some(limit) = ctx.ephemeral_storage_limit() else {
         return;
     };
-    if let Some((i, v, sum)) = first_over(ctx, disk, *limit) {
+    if let Some((i, v, sum)) = first_over(ctx, disk, limit) {
         out.push(Violation {
             rule: RuleId::EmptydirWithinEphemeralStorage,
             path: format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
@@ -48,11 +51,14 @@ mod tests {
 
     const VOLS: &str = "  volumes:\n  - {name: a, emptyDir: {sizeLimit: 2Gi}}\n  - {name: m, emptyDir: {medium: Memory, sizeLimit: 50Gi}}\n  - {name: b, emptyDir: {sizeLimit: 2Gi}}\n";
 
+    // kubernetes/kubernetes pkg/kubelet/eviction/eviction_manager.go:
+    // podEphemeralStorageLimitEviction (component-helpers resource/helpers.go:PodLimits).
     #[rstest]
     #[case::fits("  containers:\n  - {name: x, resources: {limits: {ephemeral-storage: 2Gi}}}\n  - {name: y, resources: {limits: {ephemeral-storage: 2Gi}}}\n", &[])]
     #[case::exceeds("  containers:\n  - {name: x, resources: {limits: {ephemeral-storage: 3Gi}}}\n", &["spec.volumes[2].emptyDir.sizeLimit"])]
-    #[case::one_container_unlimited("  containers:\n  - {name: x, resources: {limits: {ephemeral-storage: 1Gi}}}\n  - {name: y}\n", &[])]
-    #[case::pod_level("  resources: {limits: {ephemeral-storage: 1Gi}}\n  containers:\n  - {name: x}\n", &["spec.volumes[0].emptyDir.sizeLimit"])]
+    #[case::one_container_unlimited_partial_limit("  containers:\n  - {name: x, resources: {limits: {ephemeral-storage: 3Gi}}}\n  - {name: y}\n", &["spec.volumes[2].emptyDir.sizeLimit"])]
+    #[case::sidecar_counts("  initContainers:\n  - {name: s, restartPolicy: Always, resources: {limits: {ephemeral-storage: 1Gi}}}\n  containers:\n  - {name: x, resources: {limits: {ephemeral-storage: 3Gi}}}\n", &[])]
+    #[case::pod_level_not_supported("  resources: {limits: {ephemeral-storage: 1Gi}}\n  containers:\n  - {name: x}\n", &[])]
     #[case::no_limits("  containers:\n  - {name: x}\n", &[])]
     fn cases(#[case] rest: &str, #[case] want: &[&str]) {
         let obj = format!("kind: Pod\nspec:\n{VOLS}{rest}");
