@@ -24,6 +24,7 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "Without ephemeral-storage requests the scheduler cannot place the Pod where the disk \
          exists, and without limits the kubelet cannot attribute usage. Off by default.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -13,6 +13,7 @@ pub const META: RuleMeta = RuleMeta {
          with a memory-backed emptyDir and no memory limit (any container without one) is \
          reported too.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -16,6 +16,7 @@ pub const META: RuleMeta = RuleMeta {
         schema: || serde_json::json!({"type": "array", "items": {"type": "string", "enum": ["disk", "memory"]}}),
         help: "which emptyDirs need a sizeLimit: disk-backed, memory-backed (tmpfs) or both",
     }],
+    apiserver: "",
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -83,7 +84,9 @@ mod tests {
 
     #[rstest]
     #[case::disk_no_limit("{}", true)]
-    #[case::disk_null("null", false)]
+    // `emptyDir: null` and no other source: SetDefaults_Volume (pkg/apis/core/v1/defaults.go)
+    // makes it `emptyDir: {}` before admission.
+    #[case::disk_null("null", true)]
     #[case::disk_limit("{sizeLimit: 500Mi}", false)]
     #[case::memory_no_limit("{medium: Memory}", true)]
     #[case::memory_limit("{medium: Memory, sizeLimit: 64Mi}", false)]

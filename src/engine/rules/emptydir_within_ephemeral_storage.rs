@@ -11,6 +11,7 @@ pub const META: RuleMeta = RuleMeta {
          the sum over regular containers when every one sets it). If their `sizeLimit`s add up to \
          more, the kubelet evicts the Pod before the volumes are full.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;
