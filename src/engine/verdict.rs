@@ -745,6 +745,15 @@ spec:
         assert!(!eval("{}", "default", Operation::Create, &pod, None).allowed);
     }
 
+    /// `rules::fit` keeps room for the UPDATE suffix; the origin suffixes fit in it, so a
+    /// downgraded warning stays under the apiserver's 256 characters too.
+    #[test]
+    fn origin_suffixes_fit_the_reserved_room() {
+        for o in [Origin::Controller, Origin::Mirror] {
+            assert!(o.suffix().len() <= rules::PREEXISTING_SUFFIX.len(), "{o:?}");
+        }
+    }
+
     #[test]
     fn mirror_pods_from_their_node_are_never_denied() {
         let mirror = obj(&SEED.replace(
