@@ -11,12 +11,12 @@ use serde::Deserialize;
 use crate::engine::model::Object;
 use crate::engine::policy::Policy;
 use crate::engine::rules::Action;
-use crate::engine::verdict::{self, Operation, Request, Verdict};
+use crate::engine::verdict::{self, Operation, Request, Requester, Verdict};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// `AdmissionReview` as sent by the apiserver, reduced to the fields we read. Everything else
-/// (userInfo, options, managedFields, status, ...) is skipped while parsing.
+/// (options, managedFields, status, ...) is skipped while parsing.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReviewIn {
@@ -45,6 +45,18 @@ pub struct RequestIn {
     pub old_object: Option<Object>,
     #[serde(default)]
     pub dry_run: Option<bool>,
+    /// Who sent it (a user, a controller, a node).
+    #[serde(default)]
+    pub user_info: UserInfo,
+}
+
+/// `request.userInfo`, reduced to what decides how a verdict applies.
+#[derive(Debug, Default, Deserialize)]
+pub struct UserInfo {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl RequestIn {
@@ -58,12 +70,21 @@ impl RequestIn {
     }
 
     /// Whether the engine judges this request: the object itself, or a Pod's
-    /// `ephemeralcontainers` subresource (whose object is the whole Pod).
+    /// `ephemeralcontainers` or `resize` subresource (whose object is the whole Pod, and
+    /// whose oldObject is the Pod before: only what the change introduces counts).
     pub fn judged_subresource(&self) -> bool {
         match self.sub_resource.as_deref() {
             None | Some("") => true,
-            Some("ephemeralcontainers") => self.kind.kind == "Pod",
+            Some("ephemeralcontainers" | "resize") => self.kind.kind == "Pod",
             Some(_) => false,
+        }
+    }
+
+    /// The sender, as the engine sees it.
+    pub fn requester(&self) -> Requester<'_> {
+        Requester {
+            username: &self.user_info.username,
+            groups: &self.user_info.groups,
         }
     }
 }
@@ -112,10 +133,10 @@ pub fn decode(bytes: &[u8]) -> Result<RequestIn, DecodeError> {
 impl RequestIn {
     /// The engine's verdict on this request. Kinds the engine does not judge, DELETE and
     /// CONNECT are the engine's call; subresources other than a Pod's `ephemeralcontainers`
-    /// are allowed here without looking.
+    /// and `resize` are allowed here without looking.
     pub fn judge(&self, policy: &Policy) -> Verdict {
         match (&self.object, self.judged_subresource()) {
-            (Some(object), true) => verdict::evaluate(
+            (Some(object), true) => verdict::evaluate_as(
                 policy,
                 &Request {
                     kind: &self.kind.kind,
@@ -124,6 +145,7 @@ impl RequestIn {
                     object,
                     old_object: self.old_object.as_ref(),
                 },
+                Some(&self.requester()),
             ),
             _ => Verdict::not_applicable(),
         }
@@ -171,6 +193,18 @@ pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
         r.audit_annotations
             .insert("violations".to_owned(), audit.join(", "));
     }
+    // Denials waived because a controller (or a node, for a mirror Pod) created the object:
+    // the audit log keeps them, with the requester the apiserver records beside them.
+    let downgraded: Vec<String> = verdict
+        .downgraded()
+        .map(|f| format!("[{}] {}", f.rule, f.path))
+        .collect();
+    if !downgraded.is_empty() {
+        r.audit_annotations.insert(
+            format!("{}-denials-waived", verdict.origin.as_str()),
+            downgraded.join(", "),
+        );
+    }
     if !verdict.allowed {
         let lines: Vec<String> = verdict
             .with_action(Action::Deny)
@@ -203,6 +237,87 @@ mod tests {
         let c = clamp(s, 255);
         assert!(c.len() <= 255 && c.ends_with("..."));
         assert_eq!(clamp("short".into(), 255), "short");
+    }
+
+    /// A Pod with a 1Gi memory emptyDir and a container memory limit of `limit`.
+    fn pod(limit: &str) -> serde_json::Value {
+        serde_json::json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "c", "resources": {"limits": {"memory": limit}},
+                                     "volumeMounts": [{"name": "shm", "mountPath": "/dev/shm"}]}],
+                     "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}]}})
+    }
+
+    fn resize(old: &str, new: &str, sub: &str) -> RequestIn {
+        let review = serde_json::json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {
+            "uid": "r", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"}, "subResource": sub,
+            "namespace": "default", "operation": "UPDATE",
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": pod(new), "oldObject": pod(old)}});
+        decode(&serde_json::to_vec(&review).unwrap()).unwrap()
+    }
+
+    /// `pods/resize` (kubernetes/kubernetes#128266): the whole Pod before and after, judged
+    /// like an UPDATE, so only a violation the resize introduces denies.
+    #[test]
+    fn resize_is_judged_like_an_update() {
+        let policy = Policy::default();
+        let r = resize("2Gi", "512Mi", "resize");
+        assert_eq!(r.user_info.username, "alice");
+        let v = r.judge(&policy);
+        assert!(!v.allowed, "{:?}", v.findings);
+        assert_eq!(
+            v.with_action(Action::Deny)
+                .map(|f| f.rule.name())
+                .collect::<Vec<_>>(),
+            ["emptydir-memory-within-limits"]
+        );
+        // Already over before: the resize introduces nothing.
+        let v = resize("768Mi", "512Mi", "resize").judge(&policy);
+        assert!(
+            v.allowed && v.findings.iter().all(|f| f.preexisting),
+            "{:?}",
+            v.findings
+        );
+        // Growing the limit is fine; the status subresource is not judged at all.
+        assert!(
+            resize("512Mi", "2Gi", "resize")
+                .judge(&policy)
+                .findings
+                .is_empty()
+        );
+        let v = resize("2Gi", "512Mi", "status").judge(&policy);
+        assert_eq!(
+            v.skipped,
+            Some(crate::engine::verdict::Skipped::NotApplicable)
+        );
+    }
+
+    #[test]
+    fn waived_denials_are_audit_annotations() {
+        let policy = Policy::default();
+        let review = serde_json::json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {
+            "uid": "c", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "default", "operation": "CREATE",
+            "userInfo": {"username": "system:serviceaccount:kube-system:job-controller",
+                         "groups": ["system:serviceaccounts", "system:serviceaccounts:kube-system", "system:authenticated"]},
+            "object": {"kind": "Pod", "metadata": {"name": "j-x", "ownerReferences": [
+                           {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u", "controller": true}]},
+                       "spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "t", "mountPath": "/t"}]}],
+                                "volumes": [{"name": "t", "emptyDir": {}}]}}}});
+        let req = decode(&serde_json::to_vec(&review).unwrap()).unwrap();
+        let v = req.judge(&policy);
+        let r = response(&req.uid, &v);
+        assert!(r.allowed);
+        assert_eq!(
+            r.audit_annotations
+                .get("controller-denials-waived")
+                .map(String::as_str),
+            Some("[emptydir-size-limit-required] spec.volumes[0].emptyDir")
+        );
+        let w = r.warnings.unwrap();
+        assert!(w[0].ends_with("(created by its controller)"), "{w:?}");
     }
 
     #[test]

@@ -29,4 +29,6 @@ pub mod workload;
 pub use model::Object;
 pub use policy::{Mode, Policy, PolicyError};
 pub use rules::{Action, RULES, RuleId, Violation};
-pub use verdict::{Finding, Operation, Request, Skipped, Verdict, evaluate};
+pub use verdict::{
+    Finding, Operation, Origin, Request, Requester, Skipped, Verdict, evaluate, evaluate_as,
+};

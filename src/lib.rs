@@ -17,7 +17,7 @@ pub mod server;
 pub mod source;
 
 pub use engine::{
-    Action, Finding, Mode, Object, Operation, Policy, PolicyError, RULES, Request, RuleId, Skipped,
-    Verdict, Violation, evaluate,
+    Action, Finding, Mode, Object, Operation, Origin, Policy, PolicyError, RULES, Request,
+    Requester, RuleId, Skipped, Verdict, Violation, evaluate, evaluate_as,
 };
 pub use server::router;

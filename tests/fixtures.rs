@@ -81,12 +81,13 @@ fn fixtures_through_the_engine() {
         );
         assert_eq!(rules, want.rules, "{}", path.display());
         for v in &o.violations {
+            // The message does not repeat the rule and path; the webhook's line does.
             assert!(
-                v.message.starts_with(&format!("[{}] {}: ", v.rule, v.path)),
+                !v.message.starts_with('[') && !v.message.contains(&v.path),
                 "{}",
                 v.message
             );
-            assert!(v.message.len() < 256, "{}", v.message);
+            assert!(v.to_string().len() < 256, "{v}");
         }
     }
 }

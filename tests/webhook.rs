@@ -290,6 +290,292 @@ async fn ephemeral_containers_subresource() {
     assert_eq!(response(&c.review(&s).await)["allowed"], true);
 }
 
+/// The seed Pod's spec as a Deployment template (no service-account volume: templates never
+/// carry it), created before the policy: its emptyDir has no sizeLimit.
+fn grandfathered_deployment() -> Value {
+    let mut spec = seed_pod("default", json!({}))["spec"].clone();
+    spec["volumes"] = json!([{"name": "temp-volume", "emptyDir": {}}]);
+    for c in spec["containers"].as_array_mut().unwrap() {
+        c["volumeMounts"].as_array_mut().unwrap().pop();
+    }
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "generation": 1},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "scratch"}},
+                 "template": {"metadata": {"labels": {"app": "scratch"}}, "spec": spec}}
+    })
+}
+
+fn warned_by_controller(resp: &Value) {
+    assert_eq!(resp["allowed"], true, "{resp}");
+    let w = resp["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().ends_with("(created by its controller)")),
+        "{w:?}"
+    );
+    assert!(
+        resp["auditAnnotations"]["controller-denials-waived"]
+            .as_str()
+            .unwrap()
+            .contains("[emptydir-size-limit-required]"),
+        "{resp}"
+    );
+}
+
+/// Objects the built-in controllers create from a grandfathered workload (a rollout's
+/// ReplicaSet, its Pods, a CronJob's Job) are admitted with a warning; the same objects from
+/// a user, with the same ownerReference, are denied.
+#[tokio::test]
+async fn controller_created_objects_are_warned_user_copies_denied() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let deployment = grandfathered_deployment();
+    let template = deployment["spec"]["template"].clone();
+
+    // Pod from the ReplicaSet (replicaset-controller).
+    let pod = owned_by(
+        seed_pod("default", json!({})),
+        "apps/v1",
+        "ReplicaSet",
+        "web-5d8f7c",
+    );
+    let from_controller = sent_by(
+        pod_review("p1", "CREATE", "default", pod.clone(), Value::Null),
+        &controller_user("replicaset-controller"),
+        CONTROLLER_GROUPS,
+    );
+    warned_by_controller(&response(&c.review(&from_controller).await));
+    let from_user = pod_review("p2", "CREATE", "default", pod, Value::Null);
+    let resp = response(&c.review(&from_user).await);
+    assert_eq!(resp["allowed"], false, "{resp}");
+
+    // ReplicaSet of a rollout (deployment-controller; `kubectl rollout restart` too).
+    let rs = owned_by(
+        json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+               "metadata": {"name": "web-6c9f", "namespace": "default",
+                            "annotations": {"deployment.kubernetes.io/revision": "2"}},
+               "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "scratch"}}, "template": template.clone()}}),
+        "apps/v1",
+        "Deployment",
+        "web",
+    );
+    let rs_review = |uid: &str| {
+        review(
+            uid,
+            ("apps", "v1", "ReplicaSet"),
+            "CREATE",
+            "default",
+            rs.clone(),
+            Value::Null,
+        )
+    };
+    let resp = response(
+        &c.review(&sent_by(
+            rs_review("r1"),
+            &controller_user("deployment-controller"),
+            CONTROLLER_GROUPS,
+        ))
+        .await,
+    );
+    warned_by_controller(&resp);
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("[emptydir-size-limit-required] spec.template.spec.volumes[0].emptyDir:")
+    );
+    assert_eq!(
+        response(&c.review(&rs_review("r2")).await)["allowed"],
+        false
+    );
+
+    // Job of a CronJob schedule (cronjob-controller).
+    let job = owned_by(
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+               "metadata": {"name": "report-29012345", "namespace": "default"},
+               "spec": {"template": template}}),
+        "batch/v1",
+        "CronJob",
+        "report",
+    );
+    let job_review = |uid: &str| {
+        review(
+            uid,
+            ("batch", "v1", "Job"),
+            "CREATE",
+            "default",
+            job.clone(),
+            Value::Null,
+        )
+    };
+    warned_by_controller(&response(
+        &c.review(&sent_by(
+            job_review("j1"),
+            &controller_user("cronjob-controller"),
+            CONTROLLER_GROUPS,
+        ))
+        .await,
+    ));
+    assert_eq!(
+        response(&c.review(&job_review("j2")).await)["allowed"],
+        false
+    );
+
+    let m = server.metrics();
+    for kind in ["Pod", "ReplicaSet", "Job"] {
+        let line = format!(
+            r#"volguard_controller_downgrades_total{{kind="{kind}",origin="controller"}} 1"#
+        );
+        assert!(m.contains(&line), "missing {line} in {m}");
+    }
+
+    // controllerObjects: enforce judges the controller's Pod like anyone's.
+    let (strict, _d) = policy_server("controllerObjects: enforce\n");
+    let resp = response(&strict.client(Version::Http2).review(&from_controller).await);
+    assert_eq!(resp["allowed"], false, "{resp}");
+}
+
+/// A mirror Pod (a static Pod's API copy, created by its node) is never denied.
+#[tokio::test]
+async fn mirror_pods_are_admitted() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http2);
+    let mut pod = seed_pod("default", json!({}));
+    pod["metadata"]["name"] = json!("shared-scratch-node-1");
+    pod["metadata"]["annotations"] =
+        json!({"kubernetes.io/config.mirror": "3f2b1c", "kubernetes.io/config.source": "file"});
+    pod["spec"]["nodeName"] = json!("node-1");
+    let pod = owned_by(pod, "v1", "Node", "node-1");
+    let mirror = sent_by(
+        pod_review("m1", "CREATE", "default", pod.clone(), Value::Null),
+        "system:node:node-1",
+        &["system:nodes", "system:authenticated"],
+    );
+    let resp = response(&c.review(&mirror).await);
+    assert_eq!(resp["allowed"], true, "{resp}");
+    assert!(
+        resp["warnings"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("(mirror of a static Pod)"),
+        "{resp}"
+    );
+    // The same Pod, annotation and all, from a user: denied.
+    let resp = response(
+        &c.review(&pod_review("m2", "CREATE", "default", pod, Value::Null))
+            .await,
+    );
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert!(
+        server
+            .metrics()
+            .contains(r#"volguard_controller_downgrades_total{kind="Pod",origin="mirror"} 1"#)
+    );
+}
+
+/// An UPDATE that only shifts array indexes (a volume added in front of the unsized
+/// emptyDir, containers reordered) introduces nothing.
+#[tokio::test]
+async fn update_that_shifts_indexes_introduces_nothing() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let old = grandfathered_deployment();
+    let mut new = old.clone();
+    let spec = &mut new["spec"]["template"]["spec"];
+    spec["volumes"].as_array_mut().unwrap().insert(
+        0,
+        json!({"name": "config", "configMap": {"name": "web-config"}}),
+    );
+    spec["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "config", "mountPath": "/etc/web", "readOnly": true}));
+    spec["containers"].as_array_mut().unwrap().reverse();
+    let resp = response(
+        &c.review(&review(
+            "s1",
+            ("apps", "v1", "Deployment"),
+            "UPDATE",
+            "default",
+            new.clone(),
+            old.clone(),
+        ))
+        .await,
+    );
+    assert_eq!(resp["allowed"], true, "{resp}");
+    let w = resp["warnings"].as_array().unwrap();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].as_str()
+            .unwrap()
+            .starts_with("[emptydir-size-limit-required] spec.template.spec.volumes[1].emptyDir:")
+            && w[0]
+                .as_str()
+                .unwrap()
+                .ends_with("(present before this update)"),
+        "{w:?}"
+    );
+    // A second unsized emptyDir is new: denied, and only it.
+    new["spec"]["template"]["spec"]["volumes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "more", "emptyDir": {}}));
+    new["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "more", "mountPath": "/more"}));
+    let resp = response(
+        &c.review(&review(
+            "s2",
+            ("apps", "v1", "Deployment"),
+            "UPDATE",
+            "default",
+            new,
+            old,
+        ))
+        .await,
+    );
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert_eq!(
+        resp["status"]["message"],
+        "[emptydir-size-limit-required] spec.template.spec.volumes[2].emptyDir: emptyDir \"more\" has no sizeLimit; set sizeLimit (at most 10Gi)"
+    );
+}
+
+/// `pods/resize` is judged like an UPDATE: lowering the memory limit below a memory
+/// emptyDir's sizeLimit is denied; a resize that introduces nothing is allowed.
+#[tokio::test]
+async fn pod_resize_subresource() {
+    let server = Server::start(&[]);
+    let c = server.client(Version::Http1);
+    let with_limit = |limit: &str| {
+        let mut pod = seed_pod("default", json!({"medium": "Memory", "sizeLimit": "1Gi"}));
+        for ct in pod["spec"]["containers"].as_array_mut().unwrap() {
+            ct["resources"] = json!({"limits": {"memory": limit}, "requests": {"memory": limit}});
+        }
+        pod
+    };
+    let resize = |uid: &str, old: &str, new: &str| {
+        let mut r = pod_review(uid, "UPDATE", "default", with_limit(new), with_limit(old));
+        r["request"]["subResource"] = json!("resize");
+        r["request"]["requestSubResource"] = json!("resize");
+        r
+    };
+    let resp = response(&c.review(&resize("z1", "1Gi", "256Mi")).await);
+    assert_eq!(resp["allowed"], false, "{resp}");
+    assert!(
+        resp["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[emptydir-memory-within-limits] spec.volumes[0].emptyDir.sizeLimit:"),
+        "{resp}"
+    );
+    let resp = response(&c.review(&resize("z2", "1Gi", "2Gi")).await);
+    assert_eq!(resp["allowed"], true, "{resp}");
+    assert!(resp.get("warnings").is_none(), "{resp}");
+}
+
 async fn good_request_still_works(server: &Server) {
     for v in [Version::Http1, Version::Http2] {
         let r = server.client(v).review(&seed_create("after")).await;

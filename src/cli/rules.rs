@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::engine::rules::{RULES, RuleOptions};
+use crate::engine::rules::{APISERVER_SCOPE, RULES, RuleOptions};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum RulesFormat {
@@ -28,6 +28,9 @@ pub struct RuleDoc {
     pub options: Vec<OptionDefault>,
     pub summary: &'static str,
     pub explanation: &'static str,
+    /// What of this the apiserver already rejects itself ("" when nothing), in
+    /// [`APISERVER_SCOPE`].
+    pub apiserver: &'static str,
 }
 
 #[derive(Serialize)]
@@ -58,6 +61,7 @@ pub fn docs() -> Vec<RuleDoc> {
                     .collect(),
                 summary: r.meta.summary,
                 explanation: r.meta.explanation,
+                apiserver: r.meta.apiserver,
             }
         })
         .collect()
@@ -80,10 +84,20 @@ fn show(v: Option<&serde_yaml_ng::Value>) -> String {
     }
 }
 
-/// The README table: one row per rule.
+/// What the apiserver column says of a rule.
+fn apiserver(d: &RuleDoc) -> &'static str {
+    if d.apiserver.is_empty() {
+        "nothing"
+    } else {
+        d.apiserver
+    }
+}
+
+/// The README table: one row per rule, then where the apiserver column applies.
 pub fn markdown() -> String {
-    let mut out =
-        String::from("| rule ID | what it flags | default | options |\n|---|---|---|---|\n");
+    let mut out = String::from(
+        "| rule ID | what it flags | default | options | the apiserver already rejects |\n|---|---|---|---|---|\n",
+    );
     for d in docs() {
         let options: Vec<String> = d
             .options
@@ -91,13 +105,19 @@ pub fn markdown() -> String {
             .map(|o| format!("`{}`: {} (default `{}`)", o.name, o.help, o.default))
             .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} | {} |\n",
+            "| `{}` | {} | {} | {} | {} |\n",
             d.rule,
             d.summary,
             d.default_action,
-            options.join("; ")
+            options.join("; "),
+            apiserver(&d)
         ));
     }
+    out.push_str(&format!(
+        "\nThe last column is what Kubernetes rejects itself, before any webhook runs, in \
+         {APISERVER_SCOPE}. volguard adds the rest: StatefulSet templates, offline `check`, \
+         normalised paths.\n"
+    ));
     out
 }
 
@@ -126,6 +146,13 @@ fn wrap(text: &str, width: usize, indent: &str) -> String {
 
 pub fn run(args: RulesArgs) -> ExitCode {
     match args.output {
+        RulesFormat::Text => {
+            println!(
+                "\"apiserver already rejects\": what Kubernetes rejects itself, before any webhook \
+                 runs, in {APISERVER_SCOPE}.\n"
+            );
+            print_text();
+        }
         RulesFormat::Json => {
             println!(
                 "{}",
@@ -133,17 +160,19 @@ pub fn run(args: RulesArgs) -> ExitCode {
             );
         }
         RulesFormat::Markdown => print!("{}", markdown()),
-        RulesFormat::Text => {
-            for d in docs() {
-                println!("{}  (default: {})", d.rule, d.default_action);
-                println!("  {}", d.summary);
-                for o in &d.options {
-                    println!("  option {}: default {} ({})", o.name, o.default, o.help);
-                }
-                print!("{}", wrap(d.explanation, 92, "    "));
-                println!();
-            }
-        }
     }
     ExitCode::SUCCESS
+}
+
+fn print_text() {
+    for d in docs() {
+        println!("{}  (default: {})", d.rule, d.default_action);
+        println!("  {}", d.summary);
+        for o in &d.options {
+            println!("  option {}: default {} ({})", o.name, o.default, o.help);
+        }
+        println!("  apiserver already rejects: {}", apiserver(&d));
+        print!("{}", wrap(d.explanation, 92, "    "));
+        println!();
+    }
 }

@@ -14,6 +14,10 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 /// The annotation that lists rules to skip (honoured only if the policy allows it).
 pub const EXEMPT_ANNOTATION: &str = "volguard.io/exempt";
 
+/// The annotation the kubelet puts on the API copy of a static Pod
+/// (`pkg/apis/core/annotation_key_constants.go:MirrorPodAnnotationKey`).
+pub const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+
 /// The volume source keys of `core/v1` `VolumeSource`.
 pub const VOLUME_SOURCES: &[&str] = &[
     "awsElasticBlockStore",
@@ -124,39 +128,75 @@ pub struct Meta {
     pub generate_name: Option<String>,
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Only the `volguard.io/exempt` annotation is kept; the others are skipped.
+    /// Only the annotations volguard reads are kept; the others are skipped.
     #[serde(default)]
-    pub annotations: ExemptAnnotation,
+    pub annotations: Annotations,
+    /// Only references with `controller: true` are kept (at most one is valid).
+    #[serde(default, deserialize_with = "controller_refs")]
+    pub owner_references: Vec<OwnerReference>,
 }
 
-/// The value of the `volguard.io/exempt` annotation, if present.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ExemptAnnotation(pub Option<String>);
+impl Meta {
+    /// The managing controller (`ownerReferences[].controller: true`), if any.
+    pub fn controller(&self) -> Option<&OwnerReference> {
+        self.owner_references.first()
+    }
+}
 
-impl<'de> Deserialize<'de> for ExemptAnnotation {
+/// An `ownerReferences` entry, reduced to what logs and messages name.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
+pub struct OwnerReference {
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub controller: Option<bool>,
+}
+
+/// `ownerReferences` without the entries that are not the controller.
+fn controller_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OwnerReference>, D::Error> {
+    let refs: Vec<OwnerReference> = null_as_default(d)?;
+    Ok(refs
+        .into_iter()
+        .filter(|r| r.controller == Some(true))
+        .collect())
+}
+
+/// The annotations volguard reads: `volguard.io/exempt` and the mirror-Pod marker.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Annotations {
+    /// The value of `volguard.io/exempt`, if present.
+    pub exempt: Option<String>,
+    /// `kubernetes.io/config.mirror` is present (any value).
+    pub mirror: bool,
+}
+
+impl<'de> Deserialize<'de> for Annotations {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = ExemptAnnotation;
+            type Value = Annotations;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of annotations")
             }
             fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ExemptAnnotation(None))
+                Ok(Annotations::default())
             }
             fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(ExemptAnnotation(None))
+                Ok(Annotations::default())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut found = None;
+                let mut found = Annotations::default();
                 while let Some(key) = map.next_key::<KeyStr<'de>>()? {
                     if key.0 == EXEMPT_ANNOTATION {
-                        found = map.next_value::<Option<String>>()?;
+                        found.exempt = map.next_value::<Option<String>>()?;
                     } else {
+                        found.mirror |= key.0 == MIRROR_ANNOTATION;
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
-                Ok(ExemptAnnotation(found))
+                Ok(found)
             }
         }
         d.deserialize_any(V)
@@ -450,7 +490,7 @@ impl EmptyDir {
 #[derive(Debug, Default)]
 pub struct Volume {
     pub name: String,
-    /// The source key, e.g. `emptyDir`, `hostPath`; `None` when the volume has no source.
+    /// The source key, e.g. `emptyDir`, `hostPath` (a volume without one is decoded as `emptyDir: {}`).
     /// Known keys are static strings (no allocation per volume).
     pub source: Option<Cow<'static, str>>,
     pub empty_dir: Option<EmptyDir>,
@@ -650,9 +690,30 @@ mod tests {
             r#"{"name":"p","annotations":{"a":"b","volguard.io/exempt":"volume-unused","c":"d"}}"#,
         )
         .unwrap();
-        assert_eq!(m.annotations.0.as_deref(), Some("volume-unused"));
+        assert_eq!(m.annotations.exempt.as_deref(), Some("volume-unused"));
+        assert!(!m.annotations.mirror);
         let m: Meta = serde_json::from_str(r#"{"annotations":{"a":"b"}}"#).unwrap();
-        assert_eq!(m.annotations.0, None);
+        assert_eq!(m.annotations.exempt, None);
+    }
+
+    #[test]
+    fn keeps_the_mirror_marker_and_the_controller_reference() {
+        let m: Meta = serde_json::from_str(
+            r#"{"annotations":{"kubernetes.io/config.mirror":"abc"},
+                "ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n1","uid":"u"},
+                                   {"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-5d","uid":"u2","controller":true,"blockOwnerDeletion":true}]}"#,
+        )
+        .unwrap();
+        assert!(m.annotations.mirror);
+        let c = m.controller().unwrap();
+        assert_eq!((c.kind.as_str(), c.name.as_str()), ("ReplicaSet", "web-5d"));
+        let m: Meta = serde_json::from_str(
+            r#"{"ownerReferences":[{"kind":"ReplicaSet","name":"x","controller":false}]}"#,
+        )
+        .unwrap();
+        assert_eq!(m.controller(), None);
+        let m: Meta = serde_json::from_str(r#"{"ownerReferences":null}"#).unwrap();
+        assert_eq!(m.controller(), None);
     }
 
     #[test]

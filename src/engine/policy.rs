@@ -38,6 +38,33 @@ impl Mode {
     }
 }
 
+/// What happens to an object created by a trusted workload controller (with a controller
+/// `ownerReference`) that the policy would deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ControllerObjects {
+    /// Denials become warnings: the workload the user wrote is where the verdict belongs.
+    Warn,
+    /// Judged like any other object.
+    Enforce,
+}
+
+/// The identities kube-controller-manager's workload controllers create objects as: each
+/// controller's service account (`--use-service-account-credentials`, the default of
+/// kubeadm and managed clusters) or the manager's own credentials
+/// (`cmd/kube-controller-manager/app/{apps,batch,core}.go`: `ClientOrDie("<name>")`; see
+/// tests/data/kubelet/NOTES.md §9).
+pub const DEFAULT_TRUSTED_CONTROLLERS: &[&str] = &[
+    "system:serviceaccount:kube-system:replicaset-controller",
+    "system:serviceaccount:kube-system:deployment-controller",
+    "system:serviceaccount:kube-system:statefulset-controller",
+    "system:serviceaccount:kube-system:daemon-set-controller",
+    "system:serviceaccount:kube-system:job-controller",
+    "system:serviceaccount:kube-system:cronjob-controller",
+    "system:serviceaccount:kube-system:replication-controller",
+    "system:kube-controller-manager",
+];
+
 /// A namespace glob (`*`, `?`).
 #[derive(Debug, Clone)]
 pub struct NsGlob(glob::Pattern);
@@ -67,8 +94,26 @@ struct PolicyFile {
     mode: Option<Mode>,
     exempt_namespaces: Option<Vec<NsGlob>>,
     allow_exemption_annotation: Option<bool>,
+    controller_objects: Option<ControllerObjects>,
+    trusted_controllers: Option<Vec<Username>>,
     rules: Option<BTreeMap<String, RuleMap>>,
     namespace_overrides: Option<Vec<OverrideFile>>,
+}
+
+/// A Kubernetes username, exactly as in `userInfo.username` (non-empty, no surrounding spaces).
+#[derive(Debug)]
+struct Username(String);
+
+impl<'de> Deserialize<'de> for Username {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() || s.trim() != s {
+            return Err(serde::de::Error::custom(format_args!(
+                "{s:?} is not a username (expected e.g. system:serviceaccount:argo-rollouts:argo-rollouts)"
+            )));
+        }
+        Ok(Username(s))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -96,6 +141,10 @@ pub struct Policy {
     pub mode: Mode,
     pub exempt_namespaces: Vec<NsGlob>,
     pub allow_exemption_annotation: bool,
+    /// Denials of objects created by a trusted controller: `warn` (default) or `enforce`.
+    pub controller_objects: ControllerObjects,
+    /// Usernames whose objects with a controller `ownerReference` are controller-created.
+    pub trusted_controllers: Vec<String>,
     /// Each rule's merged settings as written (defaults, then `rules`), for overrides.
     base_maps: Vec<RuleMap>,
     base: RuleSet,
@@ -194,6 +243,14 @@ impl Policy {
                     .collect()
             }),
             allow_exemption_annotation: parsed.allow_exemption_annotation.unwrap_or(false),
+            controller_objects: parsed.controller_objects.unwrap_or(ControllerObjects::Warn),
+            trusted_controllers: match parsed.trusted_controllers {
+                Some(list) => list.into_iter().map(|u| u.0).collect(),
+                None => DEFAULT_TRUSTED_CONTROLLERS
+                    .iter()
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            },
             base,
             base_maps,
             overrides,
@@ -231,6 +288,11 @@ impl Policy {
             Ok(set) => Cow::Owned(set),
             Err(_) => Cow::Borrowed(&first.alone),
         }
+    }
+
+    /// Whether `username` is one of `trustedControllers`.
+    pub fn is_trusted_controller(&self, username: &str) -> bool {
+        self.trusted_controllers.iter().any(|u| u == username)
     }
 
     pub fn base_rules(&self) -> &RuleSet {
@@ -374,6 +436,16 @@ pub fn schema() -> serde_json::Value {
             "mode": {"type": "string", "enum": ["enforce", "warn", "audit"]},
             "exemptNamespaces": globs,
             "allowExemptionAnnotation": {"type": "boolean"},
+            "controllerObjects": {
+                "description": "Objects created by a trusted controller with a controller ownerReference (Pods of ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs, ...): warn turns their denials into warnings, enforce judges them like any object.",
+                "type": "string",
+                "enum": ["warn", "enforce"]
+            },
+            "trustedControllers": {
+                "description": "Usernames (userInfo.username) of the controllers whose objects controllerObjects applies to; replaces the default list (kube-controller-manager's workload controllers).",
+                "type": "array",
+                "items": {"type": "string", "minLength": 1}
+            },
             "rules": rules,
             "namespaceOverrides": {
                 "type": "array",
@@ -469,6 +541,28 @@ mod tests {
         assert!(default.is_exempt_namespace("kube-system"));
         assert!(!default.is_exempt_namespace("default"));
         assert!(!default.allow_exemption_annotation);
+        assert_eq!(default.controller_objects, ControllerObjects::Warn);
+        assert_eq!(default.trusted_controllers, DEFAULT_TRUSTED_CONTROLLERS);
+        assert!(default.is_trusted_controller("system:kube-controller-manager"));
+        assert!(!default.is_trusted_controller("kubernetes-admin"));
+        for p in [&empty, &blank] {
+            assert_eq!(p.trusted_controllers, default.trusted_controllers);
+            assert_eq!(p.controller_objects, default.controller_objects);
+        }
+    }
+
+    #[test]
+    fn controller_settings_parse() {
+        let p = Policy::parse(
+            "controllerObjects: enforce\ntrustedControllers: [\"system:serviceaccount:argo-rollouts:argo-rollouts\"]\n",
+            "p.yaml",
+        )
+        .unwrap();
+        assert_eq!(p.controller_objects, ControllerObjects::Enforce);
+        assert!(p.is_trusted_controller("system:serviceaccount:argo-rollouts:argo-rollouts"));
+        assert!(!p.is_trusted_controller("system:kube-controller-manager"));
+        let none = Policy::parse("trustedControllers: []\n", "p.yaml").unwrap();
+        assert!(none.trusted_controllers.is_empty());
     }
 
     /// The embedded default.yaml (what `volguard policy default` prints) says exactly what
@@ -617,6 +711,16 @@ namespaceOverrides:
         "invalid type"
     )]
     #[case::not_a_map("- a\n- b\n", "(document)", "invalid type")]
+    #[case::bad_controller_objects(
+        "controllerObjects: allow\n",
+        "controllerObjects",
+        "unknown variant `allow`"
+    )]
+    #[case::empty_username(
+        "trustedControllers: [\"\"]\n",
+        "trustedControllers[0]",
+        "is not a username"
+    )]
     fn rejects(#[case] text: &str, #[case] path: &str, #[case] contains: &str) {
         let e = Policy::parse(text, "policy.yaml").unwrap_err();
         assert_eq!(e.file, "policy.yaml");

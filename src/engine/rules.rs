@@ -97,7 +97,18 @@ pub struct RuleMeta {
     /// Each option besides `action`: name, JSON schema, help. Tests check these match the
     /// fields of the rule's `Options`.
     pub options: &'static [OptionDoc],
+    /// What of this the apiserver already rejects itself, before any webhook runs ("" when
+    /// nothing): where volguard adds value (StatefulSets, offline `check`, normalised
+    /// paths). See tests/data/kubelet/NOTES.md §3 and §5.
+    pub apiserver: &'static str,
 }
+
+/// Where the apiserver's own validation of volumes and mounts (`ValidatePodSpec`) runs: Pods,
+/// and the templates of Deployments, ReplicaSets, DaemonSets, Jobs, CronJobs,
+/// ReplicationControllers and PodTemplates (`ValidatePodTemplateSpec`). Not StatefulSet
+/// templates: `ValidatePodTemplateSpecForStatefulSet` skips the Pod spec (until 1.34, and
+/// from then on create only).
+pub const APISERVER_SCOPE: &str = "Pods and the templates of every workload kind except StatefulSet (not validated until 1.34, then on create only)";
 
 /// One option of a rule, for `volguard rules`, the policy schema and the README.
 pub struct OptionDoc {

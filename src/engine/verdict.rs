@@ -1,11 +1,14 @@
-//! From violations to a decision: actions, mode, exemptions and UPDATE semantics.
+//! From violations to a decision: actions, mode, exemptions, UPDATE semantics (a violation
+//! is matched with `oldObject`'s by what it is about, never by array index) and who created
+//! the object (controllers, mirror Pods).
 
 use std::cmp::Ordering;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 
-use crate::engine::model::{Meta, Object};
-use crate::engine::policy::Policy;
+use crate::engine::model::{Meta, Object, Spec};
+use crate::engine::paths;
+use crate::engine::policy::{ControllerObjects, Policy};
 use crate::engine::rules::{self, Action, PodCtx, RuleId, Violation};
 use crate::engine::workload;
 
@@ -42,6 +45,46 @@ pub struct Request<'a> {
     pub old_object: Option<&'a Object>,
 }
 
+/// Who sent the request: AdmissionReview `userInfo` (absent for manifests checked offline).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requester<'a> {
+    pub username: &'a str,
+    pub groups: &'a [String],
+}
+
+/// Who created the object, as far as the verdict is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A user, or anyone not listed below: judged as written.
+    User,
+    /// A trusted controller (`trustedControllers`) creating or changing an object that has a
+    /// controller `ownerReference`: the workload it came from is where the verdict belongs.
+    Controller,
+    /// A node (`system:node:*` in group `system:nodes`) creating the mirror of a static Pod
+    /// (annotation `kubernetes.io/config.mirror`): the Pod runs whatever the verdict.
+    Mirror,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::User => "user",
+            Origin::Controller => "controller",
+            Origin::Mirror => "mirror",
+        }
+    }
+
+    /// Appended to a denial this origin turned into a warning.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Origin::User => "",
+            Origin::Controller => " (created by its controller)",
+            Origin::Mirror => " (mirror of a static Pod)",
+        }
+    }
+}
+
 /// A violation with the action the policy gives it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
@@ -49,18 +92,36 @@ pub struct Finding {
     pub action: Action,
     pub path: String,
     pub message: String,
-    /// On UPDATE: the same rule and path already failed in `oldObject` (never denies).
+    /// On UPDATE: `oldObject` already had this violation (same rule, same volume, container
+    /// or mount, wherever it sits in the arrays); it never denies.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub preexisting: bool,
+    /// A denial turned into a warning because of who created the object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downgraded: Option<Origin>,
+}
+
+impl Finding {
+    /// What is appended to the message: why a denial became a warning, if it did.
+    pub fn note(&self) -> &'static str {
+        if self.preexisting {
+            rules::PREEXISTING_SUFFIX
+        } else {
+            self.downgraded.map_or("", Origin::suffix)
+        }
+    }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "[{}] {}: {}", self.rule, self.path, self.message)?;
-        if self.preexisting {
-            f.write_str(rules::PREEXISTING_SUFFIX)?;
-        }
-        Ok(())
+        write!(
+            f,
+            "[{}] {}: {}{}",
+            self.rule,
+            self.path,
+            self.message,
+            self.note()
+        )
     }
 }
 
@@ -80,6 +141,8 @@ pub struct Verdict {
     /// Sorted by path (numbers in natural order), then rule. `off` findings are never present.
     pub findings: Vec<Finding>,
     pub skipped: Option<Skipped>,
+    /// Who created the object (decides whether denials become warnings).
+    pub origin: Origin,
 }
 
 impl Verdict {
@@ -93,11 +156,17 @@ impl Verdict {
             allowed: true,
             findings: Vec::new(),
             skipped: Some(why),
+            origin: Origin::User,
         }
     }
 
     pub fn with_action(&self, action: Action) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.action == action)
+    }
+
+    /// Findings that would have denied but for who created the object.
+    pub fn downgraded(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.downgraded.is_some())
     }
 
     /// `allow`, `warn`, `audit` or `deny`: the strongest action among the findings.
@@ -111,8 +180,40 @@ impl Verdict {
     }
 }
 
-/// Evaluates one object against the policy. Pure: no I/O, no clock.
+/// Evaluates one object against the policy, as sent by a user. Pure: no I/O, no clock.
 pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
+    evaluate_as(policy, req, None)
+}
+
+/// Who created the object: a mirror Pod from its node, an object with a controller
+/// `ownerReference` from a trusted controller, or anyone else (a made-up ownerReference
+/// from a user changes nothing).
+pub fn origin(policy: &Policy, req: &Request<'_>, requester: Option<&Requester<'_>>) -> Origin {
+    let Some(r) = requester else {
+        return Origin::User;
+    };
+    let meta = &req.object.metadata;
+    // NodeRestriction (plugin/pkg/admission/noderestriction/admission.go:admitPodCreate) lets
+    // a node create only mirror Pods; nodeidentifier requires the name prefix and the group.
+    if req.kind == "Pod"
+        && meta.annotations.mirror
+        && r.username.starts_with("system:node:")
+        && r.groups.iter().any(|g| g == "system:nodes")
+    {
+        return Origin::Mirror;
+    }
+    if meta.controller().is_some() && policy.is_trusted_controller(r.username) {
+        return Origin::Controller;
+    }
+    Origin::User
+}
+
+/// Evaluates one object sent by `requester` (`None`: a manifest, judged as a user's).
+pub fn evaluate_as(
+    policy: &Policy,
+    req: &Request<'_>,
+    requester: Option<&Requester<'_>>,
+) -> Verdict {
     if matches!(req.operation, Operation::Delete | Operation::Connect) {
         return Verdict::not_applicable();
     }
@@ -134,28 +235,51 @@ pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
     let ctx = PodCtx::new(view.prefix, view.spec, view.claim_templates);
     rules::run_all(&ctx, &rules, &skip, &mut violations);
 
-    let old: HashSet<(RuleId, String)> = match (req.operation, req.old_object) {
-        (Operation::Update, Some(old)) if !violations.is_empty() => {
-            let mut old_violations = Vec::new();
-            if let Some(old_view) = workload::pod_view(req.kind, old) {
-                let old_ctx = PodCtx::new(old_view.prefix, old_view.spec, old_view.claim_templates);
-                rules::run_all(&old_ctx, &rules, &skip, &mut old_violations);
-            }
-            old_violations
-                .into_iter()
-                .map(|v| (v.rule, v.path))
-                .collect()
+    // On UPDATE, how many times `oldObject` had each (rule, subject): a new violation
+    // matching one of them is pre-existing (a multiset, so a third duplicate is still new).
+    let mut old: HashMap<(RuleId, String), usize> = HashMap::new();
+    if let (Operation::Update, Some(old_obj), false) =
+        (req.operation, req.old_object, violations.is_empty())
+        && let Some(old_view) = workload::pod_view(req.kind, old_obj)
+    {
+        let mut old_violations = Vec::new();
+        let old_ctx = PodCtx::new(old_view.prefix, old_view.spec, old_view.claim_templates);
+        rules::run_all(&old_ctx, &rules, &skip, &mut old_violations);
+        for v in old_violations {
+            let key = (
+                v.rule,
+                subject(old_view.spec, old_view.prefix, v.rule, &v.path),
+            );
+            *old.entry(key).or_default() += 1;
         }
-        _ => HashSet::new(),
-    };
+    }
 
+    let who = origin(policy, req, requester);
+    let relaxed_by = match who {
+        Origin::Mirror => Some(Origin::Mirror),
+        Origin::Controller if policy.controller_objects == ControllerObjects::Warn => {
+            Some(Origin::Controller)
+        }
+        _ => None,
+    };
     let mut findings: Vec<Finding> = violations
         .into_iter()
         .map(|v: Violation| {
-            let preexisting = old.contains(&(v.rule, v.path.clone()));
+            let preexisting = !old.is_empty()
+                && old
+                    .get_mut(&(v.rule, subject(view.spec, view.prefix, v.rule, &v.path)))
+                    .is_some_and(|n| {
+                        let had = *n > 0;
+                        *n = n.saturating_sub(1);
+                        had
+                    });
             let mut action = policy.mode.apply(rules.get(v.rule).action);
-            if preexisting && action == Action::Deny {
+            let mut downgraded = None;
+            if action == Action::Deny && preexisting {
                 action = Action::Warn;
+            } else if action == Action::Deny && relaxed_by.is_some() {
+                action = Action::Warn;
+                downgraded = relaxed_by;
             }
             Finding {
                 rule: v.rule,
@@ -163,6 +287,7 @@ pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
                 path: v.path,
                 message: v.message,
                 preexisting,
+                downgraded,
             }
         })
         .collect();
@@ -172,7 +297,76 @@ pub fn evaluate(policy: &Policy, req: &Request<'_>) -> Verdict {
         allowed,
         findings,
         skipped: None,
+        origin: who,
     }
+}
+
+/// What a violation is about, independent of array positions: its field path with each
+/// index replaced by the element's identity (`volumes[i]` by the volume's name,
+/// `containers[i]` by the container's name, `volumeMounts[j]` by volume name and mountPath,
+/// `volumeDevices[j]` by volume name and devicePath). Two rules compare something else:
+/// `mount-path-unique` is about a (normalised) path used twice in a container, whichever
+/// mount comes second; the emptyDir sum rules are about the Pod as a whole (which volume
+/// tips the sum over depends on the order). A path that does not resolve is its own
+/// subject.
+fn subject(spec: &Spec, prefix: &str, rule: RuleId, path: &str) -> String {
+    if matches!(
+        rule,
+        RuleId::EmptydirMemoryWithinLimits | RuleId::EmptydirWithinEphemeralStorage
+    ) {
+        return "pod".to_owned();
+    }
+    path.strip_prefix(prefix)
+        .and_then(|rest| resolve_subject(spec, rule, rest))
+        .unwrap_or_else(|| path.to_owned())
+}
+
+fn resolve_subject(spec: &Spec, rule: RuleId, rest: &str) -> Option<String> {
+    let (field, i, tail) = split_index(rest)?;
+    let containers = match field {
+        "volumes" => return Some(format!("volumes[{:?}]{tail}", spec.volumes.get(i)?.name)),
+        "containers" => &spec.containers,
+        "initContainers" => &spec.init_containers,
+        "ephemeralContainers" => &spec.ephemeral_containers,
+        _ => return None,
+    };
+    let c = containers.get(i)?;
+    let mut out = format!("{field}[{:?}]", c.name);
+    match tail.strip_prefix('.').and_then(split_index) {
+        Some(("volumeMounts", j, rest)) => {
+            let m = c.volume_mounts.get(j)?;
+            if rule == RuleId::MountPathUnique {
+                out.push_str(&format!(".path[{:?}]", paths::normalize(&m.mount_path)));
+            } else {
+                out.push_str(&format!(
+                    ".volumeMounts[{:?} at {:?}]",
+                    m.name, m.mount_path
+                ));
+            }
+            out.push_str(rest);
+        }
+        Some(("volumeDevices", j, rest)) => {
+            let d = c.volume_devices.get(j)?;
+            if rule == RuleId::MountPathUnique {
+                out.push_str(&format!(".path[{:?}]", paths::normalize(&d.device_path)));
+            } else {
+                out.push_str(&format!(
+                    ".volumeDevices[{:?} at {:?}]",
+                    d.name, d.device_path
+                ));
+            }
+            out.push_str(rest);
+        }
+        _ => out.push_str(tail),
+    }
+    Some(out)
+}
+
+/// `volumes[3].emptyDir` -> (`volumes`, 3, `.emptyDir`).
+fn split_index(s: &str) -> Option<(&str, usize, &str)> {
+    let (field, rest) = s.split_once('[')?;
+    let (index, tail) = rest.split_once(']')?;
+    Some((field, index.parse().ok()?, tail))
 }
 
 /// Rule names listed in `volguard.io/exempt` on the object and on its Pod template.
@@ -180,7 +374,7 @@ fn exempted_rules<'a>(meta: &'a Meta, template: Option<&'a Meta>) -> Vec<&'a str
     [Some(meta), template]
         .into_iter()
         .flatten()
-        .filter_map(|m| m.annotations.0.as_deref())
+        .filter_map(|m| m.annotations.exempt.as_deref())
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .filter(|s| !s.is_empty())
@@ -368,6 +562,220 @@ spec:
         assert!(!v.allowed);
         let deny: Vec<_> = v.with_action(Action::Deny).map(|f| f.rule).collect();
         assert_eq!(deny, [RuleId::MountPathReserved]);
+    }
+
+    /// A Deployment's template with an unsized emptyDir, as created before the policy.
+    const GRANDFATHERED: &str = r#"
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: app
+        volumeMounts: [{name: cache, mountPath: /cache}, {name: cache, mountPath: /cache/}]
+      - name: sidecar
+        volumeMounts: [{name: cache, mountPath: /tmp}]
+      volumes:
+      - name: cache
+        emptyDir: {}
+"#;
+
+    fn denied_rules(v: &Verdict) -> Vec<RuleId> {
+        v.with_action(Action::Deny).map(|f| f.rule).collect()
+    }
+
+    #[test]
+    fn update_matches_violations_by_identity_not_index() {
+        let old = obj(GRANDFATHERED);
+        assert_eq!(
+            denied_rules(&eval("{}", "default", Operation::Create, &old, None)),
+            [RuleId::MountPathUnique, RuleId::EmptydirSizeLimitRequired]
+        );
+        // A volume added in front: the emptyDir moves from volumes[0] to volumes[1].
+        let shifted = obj(&GRANDFATHERED.replace(
+            "      volumes:\n",
+            "      volumes:\n      - {name: conf, configMap: {name: c}}\n",
+        ));
+        let v = eval("{}", "default", Operation::Update, &shifted, Some(&old));
+        assert!(v.allowed, "{:?}", v.findings);
+        let f = v
+            .findings
+            .iter()
+            .find(|f| f.rule == RuleId::EmptydirSizeLimitRequired)
+            .unwrap();
+        assert_eq!(f.path, "spec.template.spec.volumes[1].emptyDir");
+        assert!(f.preexisting && f.action == Action::Warn);
+        // Containers reordered, and the two mounts of the same path swapped: the
+        // duplicate is now reported on the other mount, which is the same violation.
+        let reordered = obj(r#"
+kind: Deployment
+metadata: {name: web}
+spec:
+  template:
+    spec:
+      containers:
+      - name: sidecar
+        volumeMounts: [{name: cache, mountPath: /tmp}]
+      - name: app
+        volumeMounts: [{name: cache, mountPath: /cache/}, {name: cache, mountPath: /cache}]
+      volumes:
+      - name: cache
+        emptyDir: {}
+"#);
+        let v = eval("{}", "default", Operation::Update, &reordered, Some(&old));
+        assert!(v.allowed, "{:?}", v.findings);
+        assert!(v.findings.iter().all(|f| f.preexisting), "{:?}", v.findings);
+        assert!(
+            v.findings
+                .iter()
+                .any(|f| f.path == "spec.template.spec.containers[1].volumeMounts[1]")
+        );
+    }
+
+    #[test]
+    fn update_counts_each_old_violation_once() {
+        let pod = |n: usize| {
+            let vols: String = (0..n)
+                .map(|_| "  - {name: x, emptyDir: {sizeLimit: 1Gi}}\n".to_owned())
+                .collect();
+            obj(&format!(
+                "kind: Pod\nspec:\n  containers: [{{name: c, volumeMounts: [{{name: x, mountPath: /x}}]}}]\n  volumes:\n{vols}"
+            ))
+        };
+        // Two volumes named x: one duplicate. Three: a second duplicate, which is new.
+        let v = eval("{}", "default", Operation::Update, &pod(3), Some(&pod(2)));
+        assert_eq!(denied_rules(&v), [RuleId::VolumeNameUnique]);
+        assert_eq!(v.findings.iter().filter(|f| f.preexisting).count(), 1);
+        // A renamed volume is a different volume: its violation is new.
+        let renamed = obj(&SEED.replace("temp-volume", "scratch"));
+        let v = eval(
+            "{}",
+            "default",
+            Operation::Update,
+            &renamed,
+            Some(&obj(SEED)),
+        );
+        assert_eq!(denied_rules(&v), [RuleId::EmptydirSizeLimitRequired]);
+    }
+
+    const RS_POD: &str = r#"
+kind: Pod
+metadata:
+  name: web-5d8f-abcde
+  ownerReferences:
+  - {apiVersion: apps/v1, kind: ReplicaSet, name: web-5d8f, uid: u1, controller: true, blockOwnerDeletion: true}
+spec:
+  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}]}]
+  volumes: [{name: t, emptyDir: {}}]
+"#;
+
+    fn eval_as(policy: &str, o: &Object, user: &str, groups: &[String]) -> Verdict {
+        let p = Policy::parse(policy, "p.yaml").unwrap();
+        let req = Request {
+            kind: &o.kind,
+            namespace: "default",
+            operation: Operation::Create,
+            object: o,
+            old_object: None,
+        };
+        evaluate_as(
+            &p,
+            &req,
+            Some(&Requester {
+                username: user,
+                groups,
+            }),
+        )
+    }
+
+    const RS_CONTROLLER: &str = "system:serviceaccount:kube-system:replicaset-controller";
+
+    #[test]
+    fn controller_created_objects_are_warned_not_denied() {
+        let pod = obj(RS_POD);
+        let v = eval_as("{}", &pod, RS_CONTROLLER, &[]);
+        assert!(v.allowed, "{:?}", v.findings);
+        assert_eq!(v.origin, Origin::Controller);
+        let f = &v.findings[0];
+        assert_eq!(
+            (f.action, f.downgraded),
+            (Action::Warn, Some(Origin::Controller))
+        );
+        assert!(
+            f.to_string().ends_with(" (created by its controller)"),
+            "{f}"
+        );
+        assert_eq!(v.downgraded().count(), 1);
+        // The manager's own identity (without --use-service-account-credentials) too.
+        assert!(eval_as("{}", &pod, "system:kube-controller-manager", &[]).allowed);
+        // Warnings stay warnings, and nothing is downgraded that would not deny.
+        let v = eval_as("mode: audit", &pod, RS_CONTROLLER, &[]);
+        assert_eq!(v.findings[0].action, Action::Audit);
+        assert_eq!(v.downgraded().count(), 0);
+    }
+
+    #[test]
+    fn controller_objects_enforce_and_other_identities_are_judged() {
+        let pod = obj(RS_POD);
+        // enforce: judged like any object.
+        let v = eval_as("controllerObjects: enforce", &pod, RS_CONTROLLER, &[]);
+        assert!(!v.allowed);
+        assert_eq!(v.findings[0].downgraded, None);
+        // A user with the same ownerReference: denied, the reference bypasses nothing.
+        let v = eval_as("{}", &pod, "kubernetes-admin", &[]);
+        assert!(!v.allowed);
+        assert_eq!(v.origin, Origin::User);
+        // A trusted controller creating an object without a controller ownerReference.
+        let orphan = obj(&RS_POD.replace("controller: true", "controller: false"));
+        assert!(!eval_as("{}", &orphan, RS_CONTROLLER, &[]).allowed);
+        // An extended list: Argo Rollouts; the default identities are then not trusted.
+        let argo = "trustedControllers: [\"system:serviceaccount:argo-rollouts:argo-rollouts\"]";
+        assert!(
+            eval_as(
+                argo,
+                &pod,
+                "system:serviceaccount:argo-rollouts:argo-rollouts",
+                &[]
+            )
+            .allowed
+        );
+        assert!(!eval_as(argo, &pod, RS_CONTROLLER, &[]).allowed);
+        // Offline (no requester): a user's object.
+        assert!(!eval("{}", "default", Operation::Create, &pod, None).allowed);
+    }
+
+    /// `rules::fit` keeps room for the UPDATE suffix; the origin suffixes fit in it, so a
+    /// downgraded warning stays under the apiserver's 256 characters too.
+    #[test]
+    fn origin_suffixes_fit_the_reserved_room() {
+        for o in [Origin::Controller, Origin::Mirror] {
+            assert!(o.suffix().len() <= rules::PREEXISTING_SUFFIX.len(), "{o:?}");
+        }
+    }
+
+    #[test]
+    fn mirror_pods_from_their_node_are_never_denied() {
+        let mirror = obj(&SEED.replace(
+            "metadata: {name: seed}",
+            "metadata: {name: seed-node1, annotations: {kubernetes.io/config.mirror: abc123}}",
+        ));
+        let nodes = ["system:nodes".to_owned(), "system:authenticated".to_owned()];
+        for policy in ["{}", "controllerObjects: enforce"] {
+            let v = eval_as(policy, &mirror, "system:node:node1", &nodes);
+            assert!(v.allowed, "{policy}: {:?}", v.findings);
+            assert_eq!(v.origin, Origin::Mirror);
+            assert!(
+                v.findings[0]
+                    .to_string()
+                    .ends_with(" (mirror of a static Pod)")
+            );
+        }
+        // The annotation from a user, or a node name without the nodes group: judged.
+        assert!(!eval_as("{}", &mirror, "kubernetes-admin", &nodes).allowed);
+        assert!(!eval_as("{}", &mirror, "system:node:node1", &[]).allowed);
+        // A node creating a Pod without the annotation (NodeRestriction forbids it anyway).
+        assert!(!eval_as("{}", &obj(SEED), "system:node:node1", &nodes).allowed);
     }
 
     #[test]

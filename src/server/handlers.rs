@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::metrics::{RequestLabels, ViolationLabels};
+use super::metrics::{DowngradeLabels, RequestLabels, ViolationLabels};
 use super::{AppState, MAX_REQUEST_TIME};
 use crate::admission::{self, RequestIn};
 use crate::engine::rules::Action;
@@ -100,6 +100,16 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             })
             .inc();
     }
+    let waived = verdict.downgraded().count();
+    if waived > 0 {
+        st.metrics
+            .controller_downgrades
+            .get_or_create(&DowngradeLabels {
+                kind: kind_label,
+                origin: verdict.origin.as_str(),
+            })
+            .inc();
+    }
     st.metrics.latency.observe(elapsed.as_secs_f64());
     if !verdict.findings.is_empty() || st.log_allowed {
         let rules: Vec<&str> = verdict.findings.iter().map(|f| f.rule.name()).collect();
@@ -112,6 +122,9 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             dry_run = req.dry_run.unwrap_or(false),
             verdict = outcome,
             denied = verdict.findings.iter().filter(|f| f.action == Action::Deny).count(),
+            waived,
+            origin = verdict.origin.as_str(),
+            user = %req.user_info.username,
             rules = %rules.join(","),
             policy_generation = generation,
             latency_us = elapsed.as_micros() as u64,

@@ -21,6 +21,12 @@ pub struct ViolationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DowngradeLabels {
+    pub kind: &'static str,
+    pub origin: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -46,6 +52,7 @@ pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Counter>,
     pub violations: Family<ViolationLabels, Counter>,
+    pub controller_downgrades: Family<DowngradeLabels, Counter>,
     pub latency: Histogram,
     pub bad_requests: Family<ReasonLabels, Counter>,
     pub policy_reloads: Family<ResultLabels, Counter>,
@@ -74,6 +81,12 @@ impl Metrics {
             "violations",
             "Violations reported, by rule and effective action",
             violations.clone(),
+        );
+        let controller_downgrades = Family::<DowngradeLabels, Counter>::default();
+        registry.register(
+            "controller_downgrades",
+            "Objects admitted with warnings instead of denied because a trusted controller (origin=controller) or a node (origin=mirror) created them",
+            controller_downgrades.clone(),
         );
         // 25 µs .. ~0.8 s
         let latency = Histogram::new((0..16).map(|i| 25e-6 * 2f64.powi(i)));
@@ -123,6 +136,7 @@ impl Metrics {
             registry,
             requests,
             violations,
+            controller_downgrades,
             latency,
             bad_requests,
             policy_reloads,

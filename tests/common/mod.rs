@@ -2,6 +2,8 @@
 //! HTTP/2, and AdmissionReview builders shaped as the apiserver sends them.
 #![allow(dead_code)]
 
+pub mod objects;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -426,6 +428,33 @@ pub fn seed_create(uid: &str) -> Value {
 pub fn pod_review(uid: &str, operation: &str, namespace: &str, object: Value, old: Value) -> Value {
     review(uid, ("", "v1", "Pod"), operation, namespace, object, old)
 }
+
+/// The same review sent by another user (`userInfo`).
+pub fn sent_by(mut review: Value, username: &str, groups: &[&str]) -> Value {
+    review["request"]["userInfo"] = json!({"username": username, "groups": groups});
+    review
+}
+
+/// `obj` with a controller `ownerReference` to `kind`/`name`, as a controller sets it.
+pub fn owned_by(mut obj: Value, api_version: &str, kind: &str, name: &str) -> Value {
+    obj["metadata"]["ownerReferences"] = json!([{
+        "apiVersion": api_version, "kind": kind, "name": name,
+        "uid": "9d0e7c1a-4b2f-4e8d-a6c3-5f1b2e3d4c5a", "controller": true, "blockOwnerDeletion": true
+    }]);
+    obj
+}
+
+/// kube-controller-manager's identity for controller `name`
+/// (`--use-service-account-credentials`).
+pub fn controller_user(name: &str) -> String {
+    format!("system:serviceaccount:kube-system:{name}")
+}
+
+pub const CONTROLLER_GROUPS: &[&str] = &[
+    "system:serviceaccounts",
+    "system:serviceaccounts:kube-system",
+    "system:authenticated",
+];
 
 /// Writes `files` kubelet-style into `dir`: a timestamped directory, `..data` pointing at
 /// it, and top-level symlinks through `..data`. Calling it again swaps `..data` by rename.

@@ -239,6 +239,7 @@ def test_webhook_settings_and_rules():
     want = {
         ("", "pods"): (("v1",), cu, "Namespaced"),
         ("", "pods/ephemeralcontainers"): (("v1",), ("UPDATE",), "Namespaced"),
+        ("", "pods/resize"): (("v1",), ("UPDATE",), "Namespaced"),
         ("", "replicationcontrollers"): (("v1",), cu, "Namespaced"),
         ("", "podtemplates"): (("v1",), cu, "Namespaced"),
         ("apps", "deployments"): (("v1",), cu, "Namespaced"),
@@ -265,7 +266,7 @@ webhook:
 """
     _, wh = webhook(render(values=values))
     resources = sorted(res for r in wh["rules"] for res in r["resources"])
-    assert resources == ["daemonsets", "deployments", "pods", "replicationcontrollers", "statefulsets"], resources
+    assert resources == ["daemonsets", "deployments", "pods", "pods/resize", "replicationcontrollers", "statefulsets"], resources
     assert not any(g == "batch" for r in wh["rules"] for g in r["apiGroups"])
     assert wh["failurePolicy"] == "Ignore" and wh["timeoutSeconds"] == 10
     assert wh["objectSelector"]["matchExpressions"][0]["key"] == "volguard.io/skip"

@@ -20,11 +20,12 @@ pub struct ObjectReport {
     pub violations: Vec<ViolationReport>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ViolationReport {
     pub rule: String,
     pub action: String,
     pub path: String,
+    /// What is wrong and how to fix it (the rule and path have their own fields).
     pub message: String,
 }
 
@@ -34,8 +35,15 @@ impl From<&Finding> for ViolationReport {
             rule: f.rule.name().to_owned(),
             action: f.action.as_str().to_owned(),
             path: f.path.clone(),
-            message: f.to_string(),
+            message: format!("{}{}", f.message, f.note()),
         }
+    }
+}
+
+impl std::fmt::Display for ViolationReport {
+    /// The line the webhook sends: `[rule] path: message`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "[{}] {}: {}", self.rule, self.path, self.message)
     }
 }
 
@@ -92,7 +100,7 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
             o.kind, o.name, o.file, o.line
         )?;
         for v in &o.violations {
-            writeln!(out, "  {:<5} {}", v.action, v.message)?;
+            writeln!(out, "  {:<5} {v}", v.action)?;
         }
     }
     for e in &result.errors {

@@ -27,6 +27,7 @@ pub const META: RuleMeta = RuleMeta {
          does not support ephemeral-storage. A limit alone is a request too (the apiserver \
          defaults requests to limits in every Pod, `SetDefaults_Pod`). Off by default.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -12,6 +12,7 @@ pub const META: RuleMeta = RuleMeta {
          anything else (`memory`, `tmpfs`, ...) fails the mount with \"unknown storage medium\" and \
          the Pod never starts.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -17,6 +17,7 @@ pub const META: RuleMeta = RuleMeta {
          max'ed with each init container plus the sidecars before it; `spec.overhead` added. Without one, a sized tmpfs is bounded by its sizeLimit: no finding (an unsized \
          one is `emptydir-size-limit-required`'s).",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -31,6 +31,7 @@ pub const META: RuleMeta = RuleMeta {
             help: "largest sum of the emptyDir sizeLimits of one Pod (unset: no total)",
         },
     ],
+    apiserver: "only a negative sizeLimit (0 and any positive size pass)",
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -19,6 +19,7 @@ pub const META: RuleMeta = RuleMeta {
         schema: || serde_json::json!({"type": "array", "items": {"type": "string", "enum": ["disk", "memory"]}}),
         help: "which emptyDirs need a sizeLimit: disk-backed, memory-backed (tmpfs) or both",
     }],
+    apiserver: "",
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

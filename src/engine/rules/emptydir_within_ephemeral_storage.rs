@@ -14,6 +14,7 @@ pub const META: RuleMeta = RuleMeta {
          `ephemeral-storage` (pod-level `spec.resources` cannot). If the positive `sizeLimit`s add \
          up to more, the kubelet evicts the Pod before the volumes are full.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -35,6 +35,7 @@ pub const META: RuleMeta = RuleMeta {
         },
         help: "node path prefixes hostPath volumes may use, each `{pathPrefix, readOnly}`",
     }],
+    apiserver: "",
 };
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "The kubelet prefixes `/` to a relative mountPath, so `data` silently becomes `/data`. \
          Writing the absolute path says what actually happens.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

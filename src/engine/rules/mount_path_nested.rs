@@ -11,6 +11,7 @@ pub const META: RuleMeta = RuleMeta {
          depends on mount order; files written there do not land in the outer volume. `/data` and \
          `/database` are not nested.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

@@ -18,6 +18,7 @@ pub const META: RuleMeta = RuleMeta {
         schema: || serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^/"}}),
         help: "reserved paths: `/x` matches exactly /x, `/x/**` matches /x and everything below it",
     }],
+    apiserver: "",
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ pub const META: RuleMeta = RuleMeta {
          same path after normalisation (relative made absolute, `.`, `..`, repeated and trailing `/` \
          removed) hide one another: only one of them is visible to the process.",
     options: &[],
+    apiserver: "only exact duplicate strings (`/data` and `/data/` pass), and a devicePath equal to a mountPath",
 };
 
 pub type Options = NoOptions;

@@ -11,6 +11,7 @@ pub const META: RuleMeta = RuleMeta {
          mounted read-only whatever the mount says; a mount without `readOnly: true` promises a \
          writable directory the application will not get.",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;

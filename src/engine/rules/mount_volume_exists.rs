@@ -11,6 +11,7 @@ pub const META: RuleMeta = RuleMeta {
          workload template is only checked when its Pods are created, so the mistake surfaces as a \
          ReplicaSet that silently cannot create Pods.",
     options: &[],
+    apiserver: "a mount or device naming no volume (exact name)",
 };
 
 pub type Options = NoOptions;

@@ -9,6 +9,7 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "Volume names must be unique within a Pod; mounts refer to volumes by name, so a duplicate \
          makes it ambiguous which source a container gets.",
     options: &[],
+    apiserver: "the same (exact names)",
 };
 
 pub type Options = NoOptions;

@@ -16,6 +16,7 @@ pub const META: RuleMeta = RuleMeta {
         schema: || serde_json::json!({"type": "array", "items": {"type": "string", "enum": VOLUME_SOURCES}}),
         help: "the volume source keys allowed; the default is the Pod Security Standards restricted set",
     }],
+    apiserver: "",
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

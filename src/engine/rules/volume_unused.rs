@@ -9,6 +9,7 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "A volume nobody mounts is usually a typo in a mount's name or a leftover; it still costs \
          the kubelet work (and, for a PVC, an attachment).",
     options: &[],
+    apiserver: "",
 };
 
 pub type Options = NoOptions;
