@@ -410,3 +410,55 @@ pub fn server_config(
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_bounds_are_inclusive() {
+        let v = Validity {
+            not_before: 100,
+            not_after: 200,
+        };
+        assert!(v.check(100, "c").is_ok());
+        assert!(v.check(200, "c").is_ok());
+        assert!(matches!(v.check(201, "c"), Err(TlsError::Expired { .. })));
+        assert!(matches!(
+            v.check(99, "c"),
+            Err(TlsError::NotYetValid { .. })
+        ));
+        assert_eq!(v.remaining(150), Duration::from_secs(50));
+        assert_eq!(v.remaining(250), Duration::ZERO);
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_800_000_000), "2027-01-15T08:00:00Z");
+    }
+
+    /// A development certificate that expired, or expires within the warning period, is
+    /// replaced at start rather than served.
+    #[test]
+    fn an_expiring_dev_certificate_is_regenerated() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = SystemTime::now();
+        let day = Duration::from_secs(86_400);
+        for (not_after, replaced) in [
+            (now - day, true),
+            (now + 5 * day, true),
+            (now + 300 * day, false),
+        ] {
+            let old =
+                crate::certs::generate_between(&crate::certs::dev_sans(), now - 2 * day, not_after)
+                    .unwrap();
+            crate::certs::write_bundle(dir.path(), &old, true).unwrap();
+            let files = TlsFiles::Dev {
+                dir: dir.path().to_owned(),
+            }
+            .resolve()
+            .unwrap();
+            let served = std::fs::read_to_string(&files.cert).unwrap();
+            assert_eq!(served != old.cert_pem, replaced, "{not_after:?}");
+            let loaded = LoadedKey::read(&files).unwrap();
+            assert!(loaded.validity.remaining(unix_now()) > EXPIRY_WARNING);
+        }
+    }
+}
