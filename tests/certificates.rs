@@ -271,3 +271,57 @@ async fn reload_refuses_expired_and_waits_for_not_yet_valid_certificates() {
     );
     assert!(log.contains("the certificate expired at"), "{log}");
 }
+
+/// A certificate that expires while being served (its rotation never came) turns readiness
+/// 503 with the reason and logs an error; a valid rotation makes the replica ready again.
+#[tokio::test]
+async fn a_certificate_expiring_while_served_turns_readiness_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = bundle(
+        SystemTime::now() - DAY,
+        SystemTime::now() + Duration::from_secs(6),
+    );
+    kubelet_write(
+        dir.path(),
+        &[
+            ("tls.crt", short.cert_pem.as_bytes()),
+            ("tls.key", short.key_pem.as_bytes()),
+        ],
+        1,
+    );
+    let (cert, key) = tls_args(dir.path());
+    let mut server = Server::start(&["--tls-cert", &cert, "--tls-key", &key]);
+    assert_eq!(admin_get(server.admin, "/readyz").unwrap().0, 200);
+    let admin = server.admin;
+    assert!(
+        eventually(Duration::from_secs(15), || async move {
+            admin_get(admin, "/readyz")
+                == Some((503, "not ready: TLS certificate expired\n".to_owned()))
+        })
+        .await,
+        "{:?}",
+        admin_get(admin, "/readyz")
+    );
+
+    let renewed = bundle(SystemTime::now() - DAY, SystemTime::now() + 30 * DAY);
+    kubelet_write(
+        dir.path(),
+        &[
+            ("tls.crt", renewed.cert_pem.as_bytes()),
+            ("tls.key", renewed.key_pem.as_bytes()),
+        ],
+        2,
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || async move {
+            admin_get(admin, "/readyz").is_some_and(|r| r.0 == 200)
+        })
+        .await
+    );
+    server.terminate();
+    let log = server.stderr();
+    assert!(
+        log.contains("the TLS certificate in use has EXPIRED"),
+        "{log}"
+    );
+}

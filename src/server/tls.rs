@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -224,8 +225,17 @@ impl LoadedKey {
 
 /// Publishes the validity of the certificate now in use and warns when it is close to expiry
 /// (or past it: a pair that expires while being served is never swapped out by itself).
-fn observe(validity: &Validity, cert: &str, metrics: &super::metrics::Metrics, now: i64) {
+fn observe(
+    validity: &Validity,
+    cert: &str,
+    metrics: &super::metrics::Metrics,
+    ready: &super::health::Readiness,
+    now: i64,
+) {
     metrics.cert_not_after.set(validity.not_after);
+    ready
+        .tls_expired
+        .store(now > validity.not_after, Ordering::Release);
     let not_after = rfc3339(validity.not_after);
     if now > validity.not_after {
         tracing::error!(
@@ -248,18 +258,20 @@ fn observe(validity: &Validity, cert: &str, metrics: &super::metrics::Metrics, n
 /// files parse, match and the certificate is valid now; otherwise the current pair stays and
 /// the rejection is logged and counted (`result` = `invalid`, `expired`, `not_yet_valid`). A
 /// pair refused only because it is not valid yet is retried until it is. The pair in use is
-/// checked against the clock every hour.
+/// checked against the clock every hour, and at once when it expires (readiness turns 503:
+/// no client can talk to this replica until a new pair arrives).
 pub async fn watch(
     files: CertFiles,
     interval: Duration,
     initial: Vec<Vec<u8>>,
     resolver: Arc<ReloadingResolver>,
     metrics: Arc<super::metrics::Metrics>,
+    ready: Arc<super::health::Readiness>,
 ) {
     let cert_name = files.cert.display().to_string();
     let mut current = leaf_validity(&initial[0], &cert_name).ok();
     if let Some(v) = &current {
-        observe(v, &cert_name, &metrics, unix_now());
+        observe(v, &cert_name, &metrics, &ready, unix_now());
     }
     let mut last = initial;
     let mut waiting_for_not_before = false;
@@ -293,7 +305,7 @@ pub async fn watch(
                     resolver.replace(k.key);
                     metrics.cert_reload("success");
                     tracing::info!(cert = %cert_name, not_after = %rfc3339(k.validity.not_after), "TLS certificate reloaded");
-                    observe(&k.validity, &cert_name, &metrics, now);
+                    observe(&k.validity, &cert_name, &metrics, &ready, now);
                     current = Some(k.validity);
                     waiting_for_not_before = false;
                 }
@@ -312,10 +324,13 @@ pub async fn watch(
             }
             last = contents;
         }
-        if tokio::time::Instant::now() >= next_check {
-            next_check += EXPIRY_CHECK;
+        let now = unix_now();
+        let just_expired = current.is_some_and(|v| now > v.not_after)
+            && !ready.tls_expired.load(Ordering::Acquire);
+        if just_expired || tokio::time::Instant::now() >= next_check {
+            next_check = tokio::time::Instant::now() + EXPIRY_CHECK;
             if let Some(v) = &current {
-                observe(v, &cert_name, &metrics, unix_now());
+                observe(v, &cert_name, &metrics, &ready, now);
             }
         }
     }
