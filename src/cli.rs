@@ -47,6 +47,15 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Write a CA and a serving certificate for a Service (or for localhost) and print the caBundle.
     Certs(certs::CertsArgs),
+    /// Print a shell completion script (e.g. `volguard completions bash > /etc/bash_completion.d/volguard`).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -56,6 +65,16 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy(args) => policy::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "volguard",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -220,6 +220,7 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
         loaded.pems,
         resolver,
         state.metrics.clone(),
+        state.ready.clone(),
     )));
 
     let listener = std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {

@@ -217,3 +217,154 @@ fn certs_writes_a_bundle_and_prints_the_ca_bundle() {
     assert_eq!(printed, ca.as_bytes());
     assert!(String::from_utf8_lossy(&o.stderr).contains("volguard.ops.svc"));
 }
+
+const NO_OBJECTS: &str =
+    "error: no Kubernetes objects found in the input (use --allow-empty if that is expected)";
+
+/// `helm template ... | volguard check -f -` when helm failed: nothing arrives on stdin, and
+/// the pipeline must fail even without `pipefail` (its status is check's).
+#[test]
+fn nothing_to_check_is_an_error_unless_allowed() {
+    for (what, input) in [
+        ("empty stdin", ""),
+        ("only separators and comments", "---\n# Source: x\n---\n"),
+        ("non-Kubernetes YAML", "name: my-app\nreplicas: 3\n"),
+        ("a kind without apiVersion", "kind: Thing\nspec: {}\n"),
+    ] {
+        let o = volguard(&["check", "-f", "-"], Some(input));
+        assert_eq!(o.status.code(), Some(2), "{what}: {}", stdout(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(NO_OBJECTS), "{what}: {err}");
+        let o = volguard(&["check", "-f", "-", "--allow-empty"], Some(input));
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stdout(&o));
+        assert!(stdout(&o).contains("0 objects checked"), "{what}");
+    }
+    // An empty file, as a file.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let o = volguard(&["check", "-f", empty.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(2));
+    // Kubernetes objects volguard does not judge are still input: a Service alone is fine.
+    let o = volguard(
+        &["check", "-f", "-"],
+        Some("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("no Kubernetes objects"));
+}
+
+#[test]
+fn a_failed_producer_fails_the_pipeline() {
+    let bin = env!("CARGO_BIN_EXE_volguard");
+    for shell in [
+        format!("false | '{bin}' check -f -"),
+        format!("set -o pipefail; false | '{bin}' check -f -"),
+        format!("echo 'Error: chart not found' >&2 | '{bin}' check -f -"),
+    ] {
+        let o = Command::new("bash").args(["-c", &shell]).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{shell}");
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(NO_OBJECTS),
+            "{shell}"
+        );
+    }
+}
+
+/// Input errors are entries of the JSON array, `{file, line, error}`, after the objects.
+#[test]
+fn json_output_carries_input_errors() {
+    let stream = format!("{SEED}---\nkind: Pod\nmetadata:\n  name: [unclosed\n");
+    let o = volguard(&["check", "-f", "-", "-o", "json"], Some(&stream));
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let entries = v.as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{v}");
+    assert_eq!(entries[0]["name"], "seed");
+    assert_eq!(entries[1]["file"], "<stdin>");
+    assert_eq!(entries[1]["line"], 20);
+    assert!(
+        entries[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("malformed YAML"),
+        "{v}"
+    );
+    assert!(entries[1].get("allowed").is_none());
+
+    let o = volguard(&["check", "-f", "-", "-o", "json"], Some(""));
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!([{"file": null, "line": null, "error": NO_OBJECTS.trim_start_matches("error: ")}])
+    );
+}
+
+#[test]
+fn version_and_completions() {
+    let o = volguard(&["--version"], None);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        stdout(&o),
+        format!("volguard {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let o = volguard(&["completions", shell], None);
+        assert_eq!(o.status.code(), Some(0), "{shell}");
+        let script = stdout(&o);
+        for sub in ["serve", "check", "certs", "allow-empty"] {
+            assert!(script.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    // The bash script is valid bash and registers the completion.
+    let o = volguard(&["completions", "bash"], None);
+    let check = Command::new("bash")
+        .args(["-c", "source /dev/stdin && complete -p volguard"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(&o.stdout)?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(check.status.success());
+    assert!(String::from_utf8_lossy(&check.stdout).contains("volguard"));
+}
+
+#[test]
+fn certs_keeps_an_existing_ca_unless_forced_and_writes_the_key_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let args = ["certs", "--out", out.to_str().unwrap()];
+    let o = volguard(&args, None);
+    assert_eq!(o.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("the serving certificate expires at "), "{err}");
+    let mode = std::fs::metadata(out.join("tls.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let ca = std::fs::read_to_string(out.join("ca.crt")).unwrap();
+
+    let o = volguard(&args, None);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("ca.crt: already exists"), "{err}");
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read_to_string(out.join("ca.crt")).unwrap(), ca);
+
+    let mut forced = args.to_vec();
+    forced.push("--force");
+    let o = volguard(&forced, None);
+    assert_eq!(o.status.code(), Some(0));
+    assert_ne!(std::fs::read_to_string(out.join("ca.crt")).unwrap(), ca);
+    let mode = std::fs::metadata(out.join("tls.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

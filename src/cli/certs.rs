@@ -18,9 +18,13 @@ pub struct CertsArgs {
     /// Output directory (ca.crt, tls.crt, tls.key).
     #[arg(long)]
     pub out: PathBuf,
-    /// Validity of the serving certificate in days (the CA gets twice as long).
-    #[arg(long, default_value_t = 365)]
+    /// Validity of the serving certificate in days (the CA gets twice as long). The server
+    /// warns from 14 days before expiry and exports it as volguard_certificate_not_after_seconds.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(i64).range(1..=36500))]
     pub days: i64,
+    /// Overwrite an existing ca.crt, tls.crt or tls.key in --out (a new CA means a new caBundle).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: CertsArgs) -> ExitCode {
@@ -29,7 +33,7 @@ pub fn run(args: CertsArgs) -> ExitCode {
         _ => certs::dev_sans(),
     };
     let bundle = match certs::generate(&sans, args.days)
-        .and_then(|b| certs::write_bundle(&args.out, &b).map(|_| b))
+        .and_then(|b| certs::write_bundle(&args.out, &b, args.force).map(|_| b))
     {
         Ok(b) => b,
         Err(e) => {
@@ -41,6 +45,13 @@ pub fn run(args: CertsArgs) -> ExitCode {
         "wrote {0}/ca.crt, {0}/tls.crt, {0}/tls.key for {1}",
         args.out.display(),
         sans.join(", ")
+    );
+    let not_after = crate::server::tls::leaf_validity(bundle.cert_pem.as_bytes(), "tls.crt")
+        .map(|v| crate::server::tls::rfc3339(v.not_after))
+        .unwrap_or_default();
+    eprintln!(
+        "the serving certificate expires at {not_after} ({} days); renew it before then (--force)",
+        args.days
     );
     eprintln!("caBundle (paste into the ValidatingWebhookConfiguration or certs.caBundle):");
     println!(

@@ -34,7 +34,15 @@ pub struct CheckArgs {
     pub namespace: String,
     #[arg(short = 'o', long, value_enum, default_value_t = super::OutputFormat::Text)]
     pub output: super::OutputFormat,
+    /// Exit 0 even when the input holds no Kubernetes object at all (by default that is an
+    /// error: an empty pipe usually means the command before it failed).
+    #[arg(long)]
+    pub allow_empty: bool,
 }
+
+/// The error when no input held a Kubernetes object.
+pub const NO_OBJECTS: &str =
+    "no Kubernetes objects found in the input (use --allow-empty if that is expected)";
 
 pub fn run(args: CheckArgs) -> ExitCode {
     let policy = match super::load_policy(args.policy.as_deref()) {
@@ -44,7 +52,17 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = check_paths(&policy, &args.files, &args.namespace);
+    let mut result = check_paths(&policy, &args.files, &args.namespace);
+    // Input errors already exit 2 and say why; this is for input that read fine but held
+    // nothing (an empty pipe from a failed `helm template`, a values file passed by mistake).
+    let nothing = result.kubernetes_objects == 0 && result.objects.is_empty();
+    if nothing && result.errors.is_empty() && !args.allow_empty {
+        result.errors.push(InputError {
+            file: None,
+            line: None,
+            message: NO_OBJECTS.to_owned(),
+        });
+    }
     let mut stdout = std::io::stdout().lock();
     let written = match args.output {
         super::OutputFormat::Text => report::write_text(&result, &mut stdout),
@@ -85,7 +103,7 @@ pub fn check_text(
                 let l = e.location().map(|l| line + l.line() - 1).unwrap_or(line);
                 let msg = crate::engine::policy::yaml_error_message(&e);
                 result.errors.push(InputError {
-                    file: file.to_owned(),
+                    file: Some(file.to_owned()),
                     line: Some(l),
                     message: format!("malformed YAML: {msg}"),
                 });
@@ -112,8 +130,12 @@ fn check_value(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    let api_version = value.get("apiVersion").and_then(Value::as_str);
+    if !kind.is_empty() && api_version.is_some_and(|v| !v.is_empty()) {
+        result.kubernetes_objects += 1;
+    }
     let error = |message: String| InputError {
-        file: file.to_owned(),
+        file: Some(file.to_owned()),
         line: Some(line),
         message,
     };
@@ -216,6 +238,32 @@ fn push(
 mod tests {
     use super::*;
 
+    /// Only documents with `apiVersion` and `kind` count as Kubernetes objects; any of them
+    /// (a Service, an empty List) is enough for the input not to be "empty".
+    #[test]
+    fn counts_kubernetes_objects() {
+        let policy = Policy::default();
+        let count = |text: &str| {
+            let mut r = CheckResult::default();
+            check_text(&policy, "t.yaml", text, "default", &mut r);
+            r.kubernetes_objects
+        };
+        assert_eq!(count(""), 0);
+        assert_eq!(count("---\n# only a comment\n---\n"), 0);
+        assert_eq!(count("name: my-app\nreplicas: 3\n"), 0);
+        assert_eq!(count("kind: Pod\n"), 0);
+        assert_eq!(count("- a\n- b\n"), 0);
+        assert_eq!(
+            count("apiVersion: v1\nkind: Service\nmetadata: {name: s}\n"),
+            1
+        );
+        assert_eq!(count("apiVersion: v1\nkind: List\nitems: []\n"), 1);
+        assert_eq!(
+            count("apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: ConfigMap}\n"),
+            2
+        );
+    }
+
     #[test]
     fn list_and_admission_review_and_malformed() {
         let policy = Policy::default();
@@ -237,7 +285,7 @@ mod tests {
             &mut r,
         );
         assert_eq!(r.errors.len(), 1);
-        assert_eq!(r.errors[0].file, "bad.yaml");
+        assert_eq!(r.errors[0].file.as_deref(), Some("bad.yaml"));
         assert!(r.errors[0].line.unwrap() >= 3, "{}", r.errors[0]);
         assert_eq!(r.exit_code(), 2);
     }

@@ -55,14 +55,14 @@ pub async fn validate(
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `GET /metrics` (admin port).
-pub async fn metrics(State(st): State<AppState>) -> Response {
+/// `GET /metrics` (admin port): OpenMetrics when the scraper's `Accept` asks for it,
+/// otherwise Prometheus text 0.0.4.
+pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = super::metrics::Format::negotiate(accept);
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        st.metrics.encode(),
+        [(header::CONTENT_TYPE, format.content_type())],
+        st.metrics.encode_as(format),
     )
         .into_response()
 }

@@ -9,10 +9,13 @@ use axum::response::{IntoResponse, Response};
 use super::AppState;
 use crate::source::PolicyStore;
 
-/// Readiness: TLS and a first policy loaded, and not shutting down.
+/// Readiness: TLS and a first policy loaded, the certificate in use not expired, and not
+/// shutting down.
 #[derive(Default)]
 pub struct Readiness {
     pub tls_loaded: AtomicBool,
+    /// The certificate in use has passed its notAfter (every TLS client refuses it).
+    pub tls_expired: AtomicBool,
     pub shutting_down: AtomicBool,
 }
 
@@ -22,6 +25,8 @@ impl Readiness {
             Err("shutting down")
         } else if !self.tls_loaded.load(Ordering::Acquire) {
             Err("TLS certificate not loaded")
+        } else if self.tls_expired.load(Ordering::Acquire) {
+            Err("TLS certificate expired")
         } else if !policies.is_loaded() {
             Err("policy not loaded yet")
         } else {

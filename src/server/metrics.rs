@@ -1,4 +1,6 @@
-//! Prometheus metrics (prometheus-client), shared by the webhook and the policy sources.
+//! Prometheus metrics (prometheus-client), shared by the webhook and the policy sources, plus
+//! the standard `process_*` metrics read from `/proc/self` at scrape time. Served as
+//! OpenMetrics or Prometheus text 0.0.4, whichever the scraper asks for.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -59,7 +61,55 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub policy_generation: Gauge,
     pub policy_info: Family<PolicyLabels, Gauge>,
+    /// notAfter of the serving certificate in use, Unix seconds.
+    pub cert_not_after: Gauge,
 }
+
+/// The two text formats `/metrics` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    OpenMetrics,
+    /// Prometheus text format 0.0.4.
+    Prometheus,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header lists `application/openmetrics-text` (with a
+    /// non-zero q), otherwise Prometheus text 0.0.4, which every scraper understands.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        let asks_openmetrics = accept.is_some_and(|a| {
+            a.split(',').any(|range| {
+                let mut parts = range.split(';').map(str::trim);
+                let media = parts.next().unwrap_or_default();
+                let q_zero = parts.any(|p| {
+                    p.strip_prefix("q=")
+                        .and_then(|q| q.parse::<f32>().ok())
+                        .is_some_and(|q| q <= 0.0)
+                });
+                media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
+            })
+        });
+        if asks_openmetrics {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Upper bounds of the admission latency histogram, in seconds: sub-millisecond resolution
+/// where the engine lives (tens of µs) up to the apiserver's default webhook timeout range.
+pub const LATENCY_BUCKETS: [f64; 15] = [
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
+    1.0, 2.5,
+];
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -69,7 +119,9 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("volguard");
+        let mut root = Registry::default();
+        root.register_collector(Box::new(ProcessCollector::new()));
+        let registry = root.sub_registry_with_prefix("volguard");
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "admission_requests",
@@ -88,8 +140,7 @@ impl Metrics {
             "Objects admitted with warnings instead of denied because a trusted controller (origin=controller) or a node (origin=mirror) created them",
             controller_downgrades.clone(),
         );
-        // 25 µs .. ~0.8 s
-        let latency = Histogram::new((0..16).map(|i| 25e-6 * 2f64.powi(i)));
+        let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
             "admission_duration_seconds",
             "Time from request received to response ready, per admission request",
@@ -132,8 +183,14 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "Build information (value 1)", build);
+        let cert_not_after = Gauge::default();
+        registry.register(
+            "certificate_not_after_seconds",
+            "notAfter of the serving TLS certificate in use, in Unix seconds",
+            cert_not_after.clone(),
+        );
         Metrics {
-            registry,
+            registry: root,
             requests,
             violations,
             controller_downgrades,
@@ -143,13 +200,26 @@ impl Metrics {
             cert_reloads,
             policy_generation,
             policy_info,
+            cert_not_after,
         }
     }
 
+    /// The OpenMetrics text.
     pub fn encode(&self) -> String {
+        self.encode_as(Format::OpenMetrics)
+    }
+
+    pub fn encode_as(&self, format: Format) -> String {
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String");
+        match format {
+            Format::OpenMetrics => {
+                prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            }
+            Format::Prometheus => {
+                prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+            }
+        }
+        .expect("writing to a String");
         out
     }
 
@@ -190,5 +260,255 @@ impl crate::source::PolicyObserver for Metrics {
 
     fn rejected(&self) {
         self.reload("invalid");
+    }
+}
+
+/// `process_*` metrics as the Prometheus client libraries export them, read from `/proc/self`
+/// on each scrape (nothing is exported where `/proc` is missing). CPU time is in clock ticks
+/// of 100 Hz (`USER_HZ`), the value Linux exposes to user space on every architecture
+/// (prometheus/procfs assumes the same).
+#[derive(Debug)]
+struct ProcessCollector {
+    /// Start time, Unix seconds (from /proc, else the time the collector was made).
+    start_time: f64,
+}
+
+const USER_HZ: f64 = 100.0;
+
+impl ProcessCollector {
+    fn new() -> Self {
+        let fallback = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        ProcessCollector {
+            start_time: proc_start_time().unwrap_or(fallback),
+        }
+    }
+}
+
+/// The fields of `/proc/self/stat` after the command name: `[0]` is field 3 (state).
+fn proc_stat_fields() -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_owned).collect())
+}
+
+/// starttime (field 22, ticks after boot) + btime of /proc/stat.
+fn proc_start_time() -> Option<f64> {
+    let fields = proc_stat_fields()?;
+    let ticks: f64 = fields.get(22 - 3)?.parse().ok()?;
+    let boot: f64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(boot + ticks / USER_HZ)
+}
+
+/// utime + stime (fields 14 and 15), in seconds.
+fn proc_cpu_seconds() -> Option<f64> {
+    let fields = proc_stat_fields()?;
+    let utime: f64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: f64 = fields.get(15 - 3)?.parse().ok()?;
+    Some((utime + stime) / USER_HZ)
+}
+
+/// A `kB` line of /proc/self/status (VmRSS, VmSize), in bytes.
+fn proc_status_bytes(status: &str, key: &str) -> Option<i64> {
+    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
+    let kb: i64 = line
+        .trim_start_matches(':')
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
+/// The soft limit on open files, from /proc/self/limits.
+fn proc_max_fds() -> Option<i64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn proc_open_fds() -> Option<i64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as i64)
+}
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        if let Some(cpu) = proc_cpu_seconds() {
+            let c = ConstCounter::new(cpu);
+            c.encode(encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                c.metric_type(),
+            )?)?;
+        }
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let gauges = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                proc_status_bytes(&status, "VmRSS"),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                proc_status_bytes(&status, "VmSize"),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors",
+                proc_open_fds(),
+            ),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors",
+                proc_max_fds(),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            if let Some(v) = value {
+                let g = ConstGauge::new(v);
+                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+            }
+        }
+        let start = ConstGauge::new(self.start_time);
+        start.encode(encoder.encode_descriptor(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            None,
+            start.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiates_the_format_from_accept() {
+        use Format::*;
+        assert_eq!(Format::negotiate(None), Prometheus);
+        assert_eq!(Format::negotiate(Some("text/plain")), Prometheus);
+        assert_eq!(Format::negotiate(Some("*/*")), Prometheus);
+        // What Prometheus 2.x/3.x sends.
+        assert_eq!(
+            Format::negotiate(Some(
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+            )),
+            OpenMetrics
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text; q=0, text/plain")),
+            Prometheus
+        );
+        assert_eq!(
+            Format::negotiate(Some("Application/OpenMetrics-Text")),
+            OpenMetrics
+        );
+    }
+
+    #[test]
+    fn both_formats_carry_every_family() {
+        let m = Metrics::new();
+        m.cert_not_after.set(1_800_000_000);
+        m.latency.observe(0.0003);
+        m.cert_reload("success");
+        let om = m.encode_as(Format::OpenMetrics);
+        let prom = m.encode_as(Format::Prometheus);
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        assert!(!prom.contains("# EOF"), "{prom}");
+        assert!(
+            prom.contains("# TYPE volguard_certificate_reloads_total counter\n"),
+            "{prom}"
+        );
+        assert!(
+            om.contains("# TYPE volguard_certificate_reloads counter\n"),
+            "{om}"
+        );
+        for text in [&om, &prom] {
+            assert!(
+                text.contains("volguard_certificate_not_after_seconds 1800000000\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("volguard_admission_duration_seconds_bucket{le=\"0.0005\"} 1\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("volguard_admission_duration_seconds_bucket{le=\"0.00025\"} 0\n"),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn latency_buckets_resolve_sub_millisecond_to_a_second() {
+        assert!(LATENCY_BUCKETS.windows(2).all(|w| w[0] < w[1]));
+        // Latencies an order apart from 60 µs to 0.9 s land in buckets of their own.
+        let bucket = |secs: f64| LATENCY_BUCKETS.iter().position(|b| secs <= *b);
+        let seen: Vec<_> = [60e-6, 150e-6, 400e-6, 800e-6, 3e-3, 40e-3, 0.3, 0.9]
+            .map(bucket)
+            .into_iter()
+            .collect();
+        assert!(seen.iter().all(Option::is_some), "{seen:?}");
+        let mut distinct = seen.clone();
+        distinct.dedup();
+        assert_eq!(distinct, seen);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_metrics_from_proc() {
+        let rss = proc_status_bytes(
+            &std::fs::read_to_string("/proc/self/status").unwrap(),
+            "VmRSS",
+        )
+        .unwrap();
+        assert!(rss > 1024 * 1024, "{rss}");
+        let fds = proc_open_fds().unwrap();
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(proc_open_fds().unwrap(), fds + 1);
+        drop(f);
+        assert!(proc_max_fds().unwrap() >= fds);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let start = proc_start_time().unwrap();
+        assert!(
+            start <= now + 1.0 && start > now - 24.0 * 3600.0,
+            "{start} {now}"
+        );
+        // CPU time grows while we burn CPU (bounded, so a broken reader fails, not hangs).
+        let cpu = proc_cpu_seconds().unwrap();
+        let spin = std::time::Instant::now();
+        let mut x = 0u64;
+        while proc_cpu_seconds().unwrap() <= cpu && spin.elapsed().as_secs() < 30 {
+            for _ in 0..1_000_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        assert!(proc_cpu_seconds().unwrap() > cpu, "CPU time did not grow");
     }
 }

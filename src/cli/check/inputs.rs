@@ -28,7 +28,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<InputError>) {
         Ok(e) => e,
         Err(e) => {
             errors.push(InputError {
-                file: dir.display().to_string(),
+                file: Some(dir.display().to_string()),
                 line: None,
                 message: format!("cannot read directory: {e}"),
             });
@@ -64,7 +64,7 @@ pub fn read(file: &Path) -> Result<(String, String), InputError> {
     match read {
         Ok(()) => Ok((name, text)),
         Err(e) => Err(InputError {
-            file: name,
+            file: Some(name),
             line: None,
             message: format!("cannot read: {e}"),
         }),

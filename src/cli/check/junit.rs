@@ -80,10 +80,12 @@ pub fn document(result: &CheckResult) -> String {
     let mut errors_by_file: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for e in &result.errors {
         errors_by_file
-            .entry(e.file.as_str())
+            .entry(e.file.as_deref().unwrap_or("<input>"))
             .or_default()
             .push(e.to_string());
-        by_file.entry(e.file.as_str()).or_default();
+        by_file
+            .entry(e.file.as_deref().unwrap_or("<input>"))
+            .or_default();
     }
     let tests = result.objects.len() + result.errors.len();
     let failures = result.objects.iter().filter(|o| !o.allowed).count();

@@ -47,19 +47,23 @@ impl std::fmt::Display for ViolationReport {
     }
 }
 
-/// An input that could not be read or parsed (reported, and the rest still checked).
-#[derive(Debug)]
+/// An input that could not be read or parsed (reported, and the rest still checked), or an
+/// input that held nothing to check (no `file`). In `--output json` it is an entry
+/// `{"file", "line", "error"}` of the array.
+#[derive(Debug, Serialize)]
 pub struct InputError {
-    pub file: String,
+    pub file: Option<String>,
     pub line: Option<usize>,
+    #[serde(rename = "error")]
     pub message: String,
 }
 
 impl std::fmt::Display for InputError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{}: {}", self.file, l, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+        match (&self.file, self.line) {
+            (Some(file), Some(l)) => write!(f, "{file}:{l}: {}", self.message),
+            (Some(file), None) => write!(f, "{file}: {}", self.message),
+            (None, _) => write!(f, "{}", self.message),
         }
     }
 }
@@ -68,10 +72,13 @@ impl std::fmt::Display for InputError {
 pub struct CheckResult {
     pub objects: Vec<ObjectReport>,
     pub errors: Vec<InputError>,
+    /// Documents (and List items) with `apiVersion` and `kind`, judged or not.
+    pub kubernetes_objects: usize,
 }
 
 impl CheckResult {
-    /// 0: nothing denied; 1: something denied; 2: some input could not be read.
+    /// 0: nothing denied; 1: something denied; 2: some input could not be read, or held no
+    /// Kubernetes object.
     pub fn exit_code(&self) -> i32 {
         if !self.errors.is_empty() {
             2
@@ -104,7 +111,11 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
         }
     }
     for e in &result.errors {
-        writeln!(out, "error: {e}")?;
+        match e.file {
+            Some(_) => writeln!(out, "error: {e}")?,
+            // Not about one input (nothing to check at all): where a pipeline shows it.
+            None => eprintln!("error: {e}"),
+        }
     }
     let denied = result.objects.iter().filter(|o| !o.allowed).count();
     let with_findings = result
@@ -121,11 +132,26 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
     )
 }
 
-/// Prints `--output json`: the array of objects (input errors go to stderr).
+/// One entry of the `--output json` array: an object's result or an input error.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum JsonEntry<'a> {
+    Object(&'a ObjectReport),
+    Error(&'a InputError),
+}
+
+/// Prints `--output json`: one array, the objects then the input errors (`{file, line,
+/// error}`; also printed on stderr for a human reading the CI log).
 pub fn write_json(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> {
     for e in &result.errors {
         eprintln!("error: {e}");
     }
-    serde_json::to_writer_pretty(&mut *out, &result.objects).map_err(std::io::Error::other)?;
+    let entries: Vec<JsonEntry> = result
+        .objects
+        .iter()
+        .map(JsonEntry::Object)
+        .chain(result.errors.iter().map(JsonEntry::Error))
+        .collect();
+    serde_json::to_writer_pretty(&mut *out, &entries).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }

@@ -75,10 +75,14 @@ pub fn document(result: &CheckResult) -> Value {
             let mut n = json!({
                 "level": "error",
                 "message": {"text": e.message},
-                "locations": [{"physicalLocation": {"artifactLocation": {"uri": uri(&e.file)}}}],
             });
-            if let Some(line) = e.line {
-                n["locations"][0]["physicalLocation"]["region"] = json!({"startLine": line.max(1)});
+            if let Some(file) = &e.file {
+                n["locations"] =
+                    json!([{"physicalLocation": {"artifactLocation": {"uri": uri(file)}}}]);
+                if let Some(line) = e.line {
+                    n["locations"][0]["physicalLocation"]["region"] =
+                        json!({"startLine": line.max(1)});
+                }
             }
             n
         })
