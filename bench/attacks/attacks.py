@@ -371,7 +371,7 @@ def _single_pod(row, tmp, body, kind_desc):
                 pass
         else:
             row.metrics["error"] = str(data)[:120]
-        row.check(f"answered (HTTP 200) in < 100 ms", status == 200 and dt < 0.1)
+        row.check("answered (HTTP 200) in < 100 ms", status == 200 and dt < 0.1)
         common_checks(row, tgt)
     finally:
         tgt.finish()
@@ -490,11 +490,9 @@ def _hold(tgt, seconds):
 
 def _memory_checks(row, tgt, during_peak):
     row.metrics["rss_peak_during_mib"] = round(during_peak, 1)
-    limit = CG.limit if CG else CHART_MEMORY_LIMIT
     row.check(f"peak RSS <= {MEMORY_MARGIN:.0%} of the chart's {CHART_MEMORY_LIMIT // MiB} MiB limit "
               f"({MEMORY_MARGIN * CHART_MEMORY_LIMIT / MiB:.0f} MiB)",
               tgt.alive() and during_peak <= MEMORY_MARGIN * CHART_MEMORY_LIMIT / MiB)
-    _ = limit
 
 
 def attack_h1_bodies(row, tmp):
