@@ -831,9 +831,10 @@ def attack_sigterm_slow(row, tmp):
         # Resends the worst-case Pod until SIGTERM (so one is always in flight at that moment),
         # then waits for the last one's answer.
         while not stop.is_set() and sig_at[0] is None:
-            status, data, dt = post(tgt.https_port, tgt.ctx, worst, 60.0)
             with lock:
                 c["slow_sent"] += 1
+            status, data, dt = post(tgt.https_port, tgt.ctx, worst, 60.0)
+            with lock:
                 c["slow_answered" if status == 200 else "slow_cut"] += 1
 
     def valid_client():
@@ -895,10 +896,17 @@ def attack_sigterm_slow(row, tmp):
             row.metrics["lost_examples"] = examples
         row.check("no valid request lost", c["lost"] == 0 and c["ok"] > 0)
         row.check(f"exit 0 within drain + shutdown + 1 s ({allowed_s:g} s)", rc == 0 and exited <= allowed_s)
+        # /livez must stay fast until the drain delay is over (the admin port closes after it).
+        tgt.livez = [p for p in tgt.livez if p[0] < sig_at[0] + drain]
         st = tgt.livez_stats()
         row.metrics.update(st)
+        if st.get("livez_probes"):
+            row.check(f"/livez p99 < {LIVEZ_P99_TARGET_MS:.0f} ms until the drain delay ends",
+                      st["livez_p99_ms"] < LIVEZ_P99_TARGET_MS and st["livez_failed"] == 0)
         if CG:
             row.metrics["cgroup_peak_mib"] = round(CG.peak_mib() or 0, 1)
+            row.metrics["oom_killed"] = rc == -9
+            row.check("not OOM-killed under the chart's memory limit", rc != -9)
     finally:
         stop.set()
         tgt.finish()
