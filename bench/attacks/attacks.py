@@ -621,10 +621,11 @@ def attack_h2_zero_window(row, tmp):
                 while off < len(body) and time.monotonic() < deadline and not conn.is_closed():
                     new = conn.send_some(sid, body, off, True, min(deadline, time.monotonic() + STALL_S))
                     if new == off:
-                        row.metrics["stalled_by_flow_control"] = True
+                        if not conn.is_closed():
+                            row.metrics["stalled_by_flow_control"] = True
                         break
                     off = new
-                if row.metrics.get("stalled_by_flow_control"):
+                if row.metrics.get("stalled_by_flow_control") or conn.is_closed():
                     break
             row.metrics["requests"] = n
             row.metrics["send_seconds"] = round(time.monotonic() - t0, 1)
