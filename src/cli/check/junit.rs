@@ -28,8 +28,16 @@ fn esc(s: &str) -> String {
 }
 
 fn case(o: &ObjectReport, out: &mut String) {
-    let name = format!("{}/{}/{} ({}:{})", o.kind, o.namespace, o.name, o.file, o.line);
-    let _ = write!(out, "    <testcase classname=\"{}\" name=\"{}\"", esc(&o.kind), esc(&name));
+    let name = format!(
+        "{}/{}/{} ({}:{})",
+        o.kind, o.namespace, o.name, o.file, o.line
+    );
+    let _ = write!(
+        out,
+        "    <testcase classname=\"{}\" name=\"{}\"",
+        esc(&o.kind),
+        esc(&name)
+    );
     let denials: Vec<_> = o.violations.iter().filter(|v| v.action == "deny").collect();
     let others: Vec<_> = o.violations.iter().filter(|v| v.action != "deny").collect();
     if denials.is_empty() && others.is_empty() {
@@ -127,9 +135,18 @@ mod tests {
         let mut r = CheckResult::default();
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: \"a<b\"}\nspec:\n  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}, {name: x, mountPath: /x}]}]\n  volumes: [{name: t, emptyDir: {}}, {name: u, emptyDir: {sizeLimit: 1Gi}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c}]\n";
         check_text(&Policy::default(), "p.yaml", text, "default", &mut r);
-        check_text(&Policy::default(), "bad.yaml", "kind: [\n", "default", &mut r);
+        check_text(
+            &Policy::default(),
+            "bad.yaml",
+            "kind: [\n",
+            "default",
+            &mut r,
+        );
         let xml = document(&r);
-        assert!(xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""), "{xml}");
+        assert!(
+            xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""),
+            "{xml}"
+        );
         assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
         assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
         assert!(xml.contains("a&lt;b"), "{xml}");

@@ -131,11 +131,20 @@ mod tests {
     fn findings_become_results_with_file_line_and_rule_index() {
         let mut r = CheckResult::default();
         let text = "kind: ConfigMap\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}, {name: x, mountPath: /x}]}]\n  volumes: [{name: t, emptyDir: {}}]\n";
-        check_text(&Policy::default(), "dir/my pod.yaml", text, "default", &mut r);
+        check_text(
+            &Policy::default(),
+            "dir/my pod.yaml",
+            text,
+            "default",
+            &mut r,
+        );
         let doc = document(&r);
         assert_eq!(doc["version"], "2.1.0");
         let run = &doc["runs"][0];
-        assert_eq!(run["tool"]["driver"]["rules"].as_array().unwrap().len(), RULES.len());
+        assert_eq!(
+            run["tool"]["driver"]["rules"].as_array().unwrap().len(),
+            RULES.len()
+        );
         let results = run["results"].as_array().unwrap();
         assert_eq!(results.len(), 2, "{results:#?}");
         for res in results {
@@ -154,10 +163,19 @@ mod tests {
     #[test]
     fn input_errors_are_notifications() {
         let mut r = CheckResult::default();
-        check_text(&Policy::default(), "bad.yaml", "kind: [\n", "default", &mut r);
+        check_text(
+            &Policy::default(),
+            "bad.yaml",
+            "kind: [\n",
+            "default",
+            &mut r,
+        );
         let doc = document(&r);
         let inv = &doc["runs"][0]["invocations"][0];
         assert_eq!(inv["executionSuccessful"], false);
-        assert_eq!(inv["toolExecutionNotifications"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            inv["toolExecutionNotifications"].as_array().unwrap().len(),
+            1
+        );
     }
 }
