@@ -227,6 +227,8 @@ struct Api {
     forbidden: Option<&'static str>,
     crd_installed: bool,
     policy_configmap: Option<&'static str>,
+    /// PolicyReports already in the cluster: (namespace, name).
+    earlier_reports: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Default)]
@@ -342,7 +344,13 @@ async fn handle(
             ),
         );
     }
-    let Some(all) = cluster().remove(plural) else {
+    let items = if plural == "policyreports" {
+        Some(api.earlier_reports.iter().map(|(ns, name)| json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
+            "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "volguard"}}, "results": []})).collect())
+    } else {
+        cluster().remove(plural)
+    };
+    let Some(all) = items else {
         return status(
             404,
             "NotFound",
@@ -619,8 +627,11 @@ async fn namespace_selector_and_policy_from_configmap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn policyreports_by_server_side_apply_valid_against_the_crd() {
+    // An earlier audit left reports in shop and in gone (nothing there any more); x's
+    // report named "other" is not volguard's.
     let api = Api {
         crd_installed: true,
+        earlier_reports: vec![("shop", "volguard"), ("gone", "volguard"), ("x", "other")],
         ..Default::default()
     };
     let addr = start(api.clone()).await;
@@ -632,13 +643,21 @@ async fn policyreports_by_server_side_apply_valid_against_the_crd() {
     .await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.ends_with("; 3 PolicyReports applied\n"), "{stdout}");
+    assert!(stdout.ends_with("; 4 PolicyReports applied\n"), "{stdout}");
+    let requests = api.inner.lock().unwrap().requests.clone();
+    assert!(
+        requests.iter().any(
+            |r| r.starts_with("GET /apis/wgpolicyk8s.io/v1alpha2/policyreports?")
+                && r.contains("labelSelector=app.kubernetes.io%2Fmanaged-by%3Dvolguard")
+        ),
+        "{requests:?}"
+    );
     let patches = api.inner.lock().unwrap().patches.clone();
     let namespaces: Vec<&str> = patches
         .iter()
         .map(|p| p.3["metadata"]["namespace"].as_str().unwrap())
         .collect();
-    assert_eq!(namespaces, ["dev", "kube-system", "shop"]);
+    assert_eq!(namespaces, ["dev", "kube-system", "shop", "gone"]);
     let schema = crd_schema();
     for (path, query, content_type, body) in &patches {
         let ns = body["metadata"]["namespace"].as_str().unwrap();
@@ -705,6 +724,12 @@ async fn policyreports_by_server_side_apply_valid_against_the_crd() {
     assert_eq!(
         patches[0].3["summary"]["pass"], 1,
         "dev/DaemonSet/agent is clean"
+    );
+    // The stale report is emptied, not left behind.
+    assert_eq!(patches[3].3["results"], json!([]));
+    assert_eq!(
+        patches[3].3["summary"],
+        json!({"pass": 0, "fail": 0, "warn": 0, "error": 0, "skip": 0})
     );
 }
 

@@ -123,7 +123,21 @@ async fn audit(args: &AuditArgs) -> Result<judge::Audit, String> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
-        let reports = policyreport::build(&audit, now);
+        let mut reports = policyreport::build(&audit, now);
+        // A namespace whose report is from an earlier audit and where nothing was found
+        // now gets an empty report, not a stale one.
+        match policyreport::earlier_reports(&client, scope.namespace.as_deref(), scope.page_size)
+            .await
+        {
+            Ok(namespaces) => {
+                for ns in namespaces {
+                    if !reports.iter().any(|r| r.metadata.namespace == ns) {
+                        reports.push(policyreport::PolicyReport::empty(&ns));
+                    }
+                }
+            }
+            Err(e) => audit.result.errors.push(e),
+        }
         for report in &reports {
             if let Err(e) = policyreport::apply(&client, report).await {
                 audit.result.errors.push(e);

@@ -498,13 +498,13 @@ def test_audit_cronjob_renders_with_least_rbac():
     labels = job["template"]["metadata"]["labels"]
     assert not all(labels.get(k) == v for k, v in selector.items()), labels
     # Its own ServiceAccount; a ClusterRole with exactly list on the nine kinds and
-    # create + patch (of the report named volguard) on PolicyReports.
+    # create, list and patch (of the reports named volguard) on PolicyReports.
     sas = [d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")]
     assert AUDIT in sas and FULLNAME in sas, sas
     cr = one(docs, "ClusterRole")
     assert cr["metadata"]["name"] == AUDIT
     assert cr["rules"] == AUDIT_KINDS + [
-        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["create"]},
+        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["create", "list"]},
         {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "resourceNames": ["volguard"],
          "verbs": ["patch"]},
     ], cr["rules"]

@@ -91,6 +91,26 @@ pub struct ReportSummary {
     pub skip: u64,
 }
 
+impl PolicyReport {
+    /// The report of a namespace where nothing was audited (this time).
+    pub fn empty(namespace: &str) -> PolicyReport {
+        PolicyReport {
+            api_version: GROUP_VERSION,
+            kind: "PolicyReport",
+            metadata: Metadata {
+                name: NAME,
+                namespace: namespace.to_owned(),
+                labels: BTreeMap::from([(MANAGED_BY.0, MANAGED_BY.1)]),
+            },
+            results: Vec::new(),
+            summary: ReportSummary::default(),
+        }
+    }
+}
+
+/// The label on volguard's reports, by which earlier ones are found again.
+pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "volguard");
+
 /// The reports for every namespace with an audited object; `now` is the time since the
 /// Unix epoch stamped on every result.
 pub fn build(audit: &Audit, now: Duration) -> Vec<PolicyReport> {
@@ -100,17 +120,9 @@ pub fn build(audit: &Audit, now: Duration) -> Vec<PolicyReport> {
     };
     let mut reports: BTreeMap<&str, PolicyReport> = BTreeMap::new();
     for (o, a) in audit.result.objects.iter().zip(&audit.audited) {
-        let report = reports.entry(&o.namespace).or_insert_with(|| PolicyReport {
-            api_version: GROUP_VERSION,
-            kind: "PolicyReport",
-            metadata: Metadata {
-                name: NAME,
-                namespace: o.namespace.clone(),
-                labels: BTreeMap::from([("app.kubernetes.io/managed-by", "volguard")]),
-            },
-            results: Vec::new(),
-            summary: ReportSummary::default(),
-        });
+        let report = reports
+            .entry(&o.namespace)
+            .or_insert_with(|| PolicyReport::empty(&o.namespace));
         let resource = || ResourceRef {
             api_version: a.api_version.clone(),
             kind: o.kind.clone(),
@@ -236,6 +248,80 @@ pub async fn ensure_crd(client: &Client) -> Result<(), String> {
             "cannot reach the Kubernetes API: {}",
             super::cluster::describe(&e)
         )),
+    }
+}
+
+/// Namespaces holding a report of an earlier audit (`volguard`, labelled
+/// `app.kubernetes.io/managed-by=volguard`), in `namespace` or everywhere. The caller
+/// empties those with nothing audited now, so a report never outlives its findings.
+pub async fn earlier_reports(
+    client: &Client,
+    namespace: Option<&str>,
+    page_size: u32,
+) -> Result<Vec<String>, InputError> {
+    #[derive(serde::Deserialize)]
+    struct List {
+        #[serde(default)]
+        metadata: ListMeta,
+        #[serde(default)]
+        items: Option<Vec<Item>>,
+    }
+    #[derive(Default, serde::Deserialize)]
+    struct ListMeta {
+        #[serde(default, rename = "continue")]
+        continue_token: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        metadata: ItemMeta,
+    }
+    #[derive(serde::Deserialize)]
+    struct ItemMeta {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        namespace: String,
+    }
+    let error = |message: String| InputError {
+        file: "policyreports.wgpolicyk8s.io".into(),
+        line: None,
+        message,
+    };
+    let path = match namespace {
+        Some(ns) => base_path(ns),
+        None => format!("/apis/{GROUP_VERSION}/policyreports"),
+    };
+    let mut found = Vec::new();
+    let mut continue_token = None;
+    loop {
+        let params = kube::api::ListParams {
+            label_selector: Some(format!("{}={}", MANAGED_BY.0, MANAGED_BY.1)),
+            limit: Some(page_size),
+            continue_token: continue_token.take(),
+            ..Default::default()
+        };
+        let req = Request::new(&path)
+            .list(&params)
+            .map_err(|e| error(e.to_string()))?;
+        let text = client.request_text(req).await.map_err(|e| {
+            error(format!(
+                "cannot list earlier reports: {}",
+                super::cluster::describe(&e)
+            ))
+        })?;
+        let list: List = serde_json::from_str(&text)
+            .map_err(|e| error(format!("malformed list response: {e}")))?;
+        found.extend(
+            list.items
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|i| i.metadata.name == NAME)
+                .map(|i| i.metadata.namespace),
+        );
+        match list.metadata.continue_token.filter(|t| !t.is_empty()) {
+            Some(t) => continue_token = Some(t),
+            None => return Ok(found),
+        }
     }
 }
 
