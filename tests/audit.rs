@@ -903,3 +903,74 @@ fn the_schema_check_rejects_what_the_apiserver_would() {
             .any(|e| e.contains("missing required \"policy\""))
     );
 }
+
+/// The text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md, without
+/// its code fence.
+fn readme_block(name: &str) -> String {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let begin = format!("<!-- {name}:begin -->\n");
+    let start = readme
+        .find(&begin)
+        .unwrap_or_else(|| panic!("README.md has no {begin}"))
+        + begin.len();
+    let end = start
+        + readme[start..]
+            .find(&format!("<!-- {name}:end -->"))
+            .expect("end marker");
+    let block = &readme[start..end];
+    let block = block
+        .strip_prefix("```\n")
+        .or_else(|| block.strip_prefix("```json\n"))
+        .expect("a code fence");
+    block
+        .strip_suffix("```\n")
+        .expect("a closing fence")
+        .to_owned()
+}
+
+/// README "`volguard audit`": its example output is what the binary prints against this
+/// scripted server (statefulsets forbidden, pages of 2), and its PolicyReport is the
+/// body applied for namespace dev (timestamp aside).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_examples_are_the_binary_output() {
+    let api = Api {
+        forbidden: Some("statefulsets"),
+        ..Default::default()
+    };
+    let addr = start(api).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(&kubeconfig(dir.path(), addr), &["--page-size", "2"]).await;
+    let (stdout, _) = text(&out);
+    let shown = format!(
+        "$ volguard audit --page-size 2\n{stdout}$ echo $?\n{}\n",
+        out.status.code().unwrap()
+    );
+    assert_eq!(
+        readme_block("audit-output"),
+        shown,
+        "README.md audit-output block is stale; the binary prints:\n{shown}"
+    );
+
+    let api = Api {
+        crd_installed: true,
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["-n", "dev", "--report", "policyreport"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let mut body = api.inner.lock().unwrap().patches[0].3.clone();
+    let readme: Value = serde_json::from_str(&readme_block("audit-policyreport")).unwrap();
+    for r in body["results"].as_array_mut().unwrap() {
+        assert!(r["timestamp"]["seconds"].as_i64().unwrap() > 1_700_000_000);
+        r["timestamp"] = readme["results"][0]["timestamp"].clone();
+    }
+    assert_eq!(
+        readme, body,
+        "README.md audit-policyreport block is stale; the binary applies:\n{body:#}"
+    );
+}
