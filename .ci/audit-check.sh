@@ -31,8 +31,10 @@ trap 'rm -rf "$work"' EXIT
 
 echo "==> tests/audit.rs: PolicyReports applied to the scripted API server"
 VOLGUARD_AUDIT_REPORTS_DIR=$work/reports cargo test --locked --test audit -- --exact policyreports_by_server_side_apply_valid_against_the_crd 2>&1 | tail -3
-mapfile -t reports < <(ls "$work"/reports/*.json)
-((${#reports[@]} >= 3)) || { echo "expected 3 PolicyReport bodies, got ${#reports[@]}" >&2; exit 1; }
+shopt -s nullglob
+reports=("$work"/reports/*.json)
+shopt -u nullglob
+((${#reports[@]} >= 4)) || { echo "expected 4 PolicyReport bodies, got ${#reports[@]}" >&2; exit 1; }
 
 python3 - "$ROOT/tests/data/policyreport/wgpolicyk8s.io_policyreports.yaml" "$work/schema.json" <<'PY'
 import json, sys, yaml
