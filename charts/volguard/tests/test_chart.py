@@ -498,15 +498,15 @@ def test_audit_cronjob_renders_with_least_rbac():
     labels = job["template"]["metadata"]["labels"]
     assert not all(labels.get(k) == v for k, v in selector.items()), labels
     # Its own ServiceAccount; a ClusterRole with exactly list on the nine kinds and
-    # create, list and patch (of the reports named volguard) on PolicyReports.
+    # list of PolicyReports, create and patch of the ones named volguard.
     sas = [d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")]
     assert AUDIT in sas and FULLNAME in sas, sas
     cr = one(docs, "ClusterRole")
     assert cr["metadata"]["name"] == AUDIT
     assert cr["rules"] == AUDIT_KINDS + [
-        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["create", "list"]},
+        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["list"]},
         {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "resourceNames": ["volguard"],
-         "verbs": ["patch"]},
+         "verbs": ["create", "patch"]},
     ], cr["rules"]
     crb = one(docs, "ClusterRoleBinding")
     assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AUDIT}

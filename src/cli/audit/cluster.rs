@@ -44,7 +44,9 @@ pub struct Item {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    /// The `uid` of the owner reference with `controller: true`, if any.
+    /// The `uid` of the first owner reference with `controller: true`, as Kubernetes
+    /// finds an object's controller (apimachinery pkg/apis/meta/v1/controller_ref.go,
+    /// `GetControllerOfNoCopy`; `IsControlledBy` then compares UIDs).
     pub controller_uid: Option<String>,
     pub object: Object,
 }
@@ -268,8 +270,9 @@ fn decode_item(
         .owner_references
         .unwrap_or_default()
         .into_iter()
-        .find(|o| o.controller == Some(true) && !o.uid.is_empty())
-        .map(|o| o.uid);
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid)
+        .filter(|uid| !uid.is_empty());
     Ok(Item {
         kind,
         api_version: api_version.to_owned(),

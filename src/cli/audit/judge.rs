@@ -29,7 +29,8 @@ pub struct Audited {
 }
 
 /// Judges every item with operation CREATE in its own namespace. An item whose controller
-/// (its `ownerReferences` entry with `controller: true`) was listed and judged is not
+/// (its first `ownerReferences` entry with `controller: true`, matched by UID as
+/// apimachinery's `metav1.IsControlledBy` does) was listed and judged is not
 /// reported: its Pod template is reported at that owner (a Pod at its ReplicaSet, which is
 /// itself reported at its Deployment; a Job's Pod at the Job, the Job at its CronJob).
 pub fn judge(policy: &Policy, mut items: Vec<Item>) -> Audit {
