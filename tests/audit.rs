@@ -401,12 +401,14 @@ async fn start(api: Api) -> SocketAddr {
     addr
 }
 
+/// A kubeconfig whose current context is an unreachable cluster: every test passes
+/// `--context scripted`, so `--context` is honoured or the test fails.
 fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
     let path = dir.join("kubeconfig");
     std::fs::write(
         &path,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: scripted\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user: {{token: test-token}}\ncontexts:\n- name: other\n  context: {{cluster: scripted, user: u, namespace: elsewhere}}\n- name: scripted\n  context: {{cluster: scripted, user: u}}\ncurrent-context: other\n"
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: scripted\n  cluster: {{server: \"http://{addr}\"}}\n- name: unreachable\n  cluster: {{server: \"http://127.0.0.1:1\"}}\nusers:\n- name: u\n  user: {{token: test-token}}\ncontexts:\n- name: other\n  context: {{cluster: unreachable, user: u}}\n- name: scripted\n  context: {{cluster: scripted, user: u}}\ncurrent-context: other\n"
         ),
     )
     .unwrap();
@@ -623,6 +625,34 @@ async fn namespace_selector_and_policy_from_configmap() {
             "{r}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_policy_configmap_means_the_embedded_default() {
+    let api = Api::default();
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["-n", "dev", "--policy-configmap", "ops/volguard-policy"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    // As `serve` does: no ConfigMap, the embedded default (which denies dev/Pod/scratch).
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert_eq!(
+        stderr,
+        "note: configmap ops/volguard-policy not found: the embedded default policy\n"
+    );
+    assert!(stdout.starts_with("dev/Pod/scratch: denied\n"), "{stdout}");
+    let requests = api.inner.lock().unwrap().requests.clone();
+    assert_eq!(
+        requests[0],
+        "GET /api/v1/namespaces/ops/configmaps/volguard-policy"
+    );
+    // --exit-zero: denied objects do not fail the run; errors still would.
+    let out = audit(&kubeconfig(dir.path(), addr), &["-n", "dev", "--exit-zero"]).await;
+    assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
