@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+pub mod audit;
 pub mod certs;
 pub mod check;
 pub mod policy;
@@ -47,6 +48,8 @@ pub enum Command {
     Rules(rules::RulesArgs),
     /// Write a CA and a serving certificate for a Service (or for localhost) and print the caBundle.
     Certs(certs::CertsArgs),
+    /// Judge the Pods and workloads already in a cluster (exit 0 ok, 1 denied, 2 error).
+    Audit(audit::AuditArgs),
     /// Print a shell completion script (e.g. `volguard completions bash > /etc/bash_completion.d/volguard`).
     Completions(CompletionsArgs),
 }
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Policy(args) => policy::run(args),
         Command::Rules(args) => rules::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Audit(args) => audit::run(args),
         Command::Completions(args) => {
             use clap::CommandFactory;
             clap_complete::generate(

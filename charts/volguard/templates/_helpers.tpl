@@ -178,3 +178,17 @@ Validate values combinations that the JSON schema cannot express clearly.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels of the audit CronJob, its Pods and its RBAC. Without app.kubernetes.io/name, so
+that the webhook's Service, PodDisruptionBudget and Deployment never select an audit Pod.
+*/}}
+{{- define "volguard.auditLabels" -}}
+helm.sh/chart: {{ include "volguard.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: audit
+{{- end }}

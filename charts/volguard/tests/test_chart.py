@@ -465,6 +465,83 @@ def test_no_cluster_wide_rbac_in_any_mode():
             assert cluster_scoped == {"ValidatingWebhookConfiguration"}, cluster_scoped
 
 
+AUDIT = FULLNAME + "-audit"
+AUDIT_KINDS = [
+    {"apiGroups": [""], "resources": ["pods", "replicationcontrollers", "podtemplates"], "verbs": ["list"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+     "verbs": ["list"]},
+    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": ["list"]},
+]
+
+
+def test_audit_cronjob_renders_with_least_rbac():
+    docs = render("--set", "audit.enabled=true")
+    cj = one(docs, "CronJob")
+    assert cj["metadata"]["name"] == AUDIT and cj["metadata"]["namespace"] == NS
+    assert cj["spec"]["schedule"] == "0 * * * *"
+    assert cj["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cj["spec"]["jobTemplate"]["spec"]
+    pod = job["template"]["spec"]
+    assert pod["serviceAccountName"] == AUDIT and pod["automountServiceAccountToken"] is True
+    assert pod["restartPolicy"] == "Never"
+    c = pod["containers"][0]
+    assert c["image"].startswith(IMAGE_REPO + ":"), c["image"]
+    assert c["args"] == ["audit", f"--policy-configmap={NS}/{POLICY_CM}", "--page-size=500",
+                         "--report=policyreport", "--exit-zero"], c["args"]
+    # The same hardening as the webhook's Deployment.
+    _, webhook_c = container(docs)
+    deploy = one(docs, "Deployment")["spec"]["template"]["spec"]
+    assert c["securityContext"] == webhook_c["securityContext"]
+    assert pod["securityContext"] == deploy["securityContext"]
+    assert c["resources"]["limits"]["memory"] == "512Mi"
+    # Never selected by the webhook's Service or PodDisruptionBudget.
+    selector = one(docs, "Service")["spec"]["selector"]
+    labels = job["template"]["metadata"]["labels"]
+    assert not all(labels.get(k) == v for k, v in selector.items()), labels
+    # Its own ServiceAccount; a ClusterRole with exactly list on the nine kinds and
+    # list of PolicyReports, create and patch of the ones named volguard.
+    sas = [d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")]
+    assert AUDIT in sas and FULLNAME in sas, sas
+    cr = one(docs, "ClusterRole")
+    assert cr["metadata"]["name"] == AUDIT
+    assert cr["rules"] == AUDIT_KINDS + [
+        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "verbs": ["list"]},
+        {"apiGroups": ["wgpolicyk8s.io"], "resources": ["policyreports"], "resourceNames": ["volguard"],
+         "verbs": ["create", "patch"]},
+    ], cr["rules"]
+    crb = one(docs, "ClusterRoleBinding")
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": AUDIT}
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": AUDIT, "namespace": NS}]
+    # Reading the policy: get on that one ConfigMap, in the release namespace.
+    role = [d for d in by_kind(docs, "Role") if d["metadata"]["name"] == AUDIT][0]
+    assert role["metadata"]["namespace"] == NS
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "resourceNames": [POLICY_CM],
+                              "verbs": ["get"]}], role["rules"]
+    rb = [d for d in by_kind(docs, "RoleBinding") if d["metadata"]["name"] == AUDIT][0]
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": AUDIT, "namespace": NS}]
+    # The audit's RBAC is the only cluster-scoped object besides the webhook configuration.
+    cluster_scoped = {d["kind"] for d in docs if "namespace" not in d["metadata"]}
+    assert cluster_scoped == {"ValidatingWebhookConfiguration", "ClusterRole", "ClusterRoleBinding"}
+
+
+def test_audit_policy_source_volume_and_no_report():
+    docs = render("--set", "audit.enabled=true", "--set", "policySource=volume", "--set", "audit.report=",
+                  "--set", "audit.schedule=15 2 * * *")
+    cj = one(docs, "CronJob")
+    assert cj["spec"]["schedule"] == "15 2 * * *"
+    args = cj["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    # The policy ConfigMap exists in both modes; without a report, denials fail the Job.
+    assert args == ["audit", f"--policy-configmap={NS}/{POLICY_CM}", "--page-size=500"], args
+    assert one(docs, "ClusterRole")["rules"] == AUDIT_KINDS
+    render_fails("--set", "audit.enabled=true", "--set", "audit.report=kyverno", expect="/audit/report")
+    render_fails("--set", "audit.pageSize=0", expect="/audit/pageSize")
+
+
+def test_audit_disabled_by_default():
+    docs = render()
+    assert not by_kind(docs, "CronJob") and not by_kind(docs, "ClusterRole")
+
+
 def test_policy_configmap_and_preserve():
     docs = render()
     cm = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == POLICY_CM][0]

@@ -21,7 +21,8 @@ ATOMIC = {"policy", "podSecurityContext", "securityContext", "resources", "liven
           "webhook.namespaceSelector.matchLabels", "affinity", "nodeSelector", "podAnnotations",
           "podLabels", "certs.certManager.issuerRef", "serviceAccount.annotations", "service.annotations",
           "serviceMonitor.labels", "prometheusRule.labels", "grafanaDashboard.labels",
-          "grafanaDashboard.annotations", "webhook.annotations", "webhook.resources"}
+          "grafanaDashboard.annotations", "webhook.annotations", "webhook.resources",
+          "audit.resources"}
 SECTION = object()
 BEGIN, END = "<!-- VALUES-TABLE:BEGIN -->", "<!-- VALUES-TABLE:END -->"
 
