@@ -106,6 +106,11 @@ pub struct Mutation {
 }
 
 impl Mutation {
+    /// Not considered (a subresource, an object-less request).
+    pub fn not_applicable() -> Self {
+        Mutation::skip(Skip::NotApplicable)
+    }
+
     fn skip(why: Skip) -> Self {
         Mutation {
             additions: Vec::new(),
