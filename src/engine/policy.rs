@@ -508,6 +508,11 @@ pub fn schema() -> serde_json::Value {
         "properties": rules,
     });
     let globs = json!({"type": "array", "items": {"type": "string", "minLength": 1}});
+    let described = |d: &str| {
+        let mut s = crate::engine::rules::quantity_schema();
+        s["description"] = d.into();
+        s
+    };
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "volguard policy",
@@ -537,8 +542,12 @@ pub fn schema() -> serde_json::Value {
                         "type": "object",
                         "additionalProperties": false,
                         "properties": {
-                            "diskSizeLimit": crate::engine::rules::quantity_schema(),
-                            "memorySizeLimit": crate::engine::rules::quantity_schema(),
+                            "diskSizeLimit": described(
+                                "sizeLimit added to a disk-backed emptyDir (medium \"\") without one; at most emptydir-size-limit-max.maxDisk"
+                            ),
+                            "memorySizeLimit": described(
+                                "sizeLimit added to a memory-backed emptyDir (medium Memory) without one; at most emptydir-size-limit-max.maxMemory"
+                            ),
                         }
                     }
                 }
