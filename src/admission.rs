@@ -182,28 +182,45 @@ impl RequestIn {
 /// kube's `AdmissionResponse::with_patch` needs the `json-patch` types and serialises the
 /// patch bytes as a JSON array of numbers; the admission.k8s.io/v1 wire format is a base64
 /// string (Go `[]byte`), written here directly.
-pub fn response_with_patch(uid: &str, mutation: &Mutation) -> serde_json::Value {
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationReview {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: MutationResponse,
+}
+
+/// `response` of a [`MutationReview`].
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the RFC 6902 patch document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+pub fn response_with_patch(uid: &str, mutation: &Mutation) -> MutationReview {
     use base64::Engine as _;
-    let mut r = allow(uid);
-    let warnings: Vec<String> = mutation.warnings().map(|w| clamp(w, 255)).collect();
-    if !warnings.is_empty() {
-        r.warnings = Some(warnings);
+    let patch = mutation
+        .patch_json()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    MutationReview {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: MutationResponse {
+            uid: uid.to_owned(),
+            allowed: true,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            warnings: mutation.warnings().map(|w| clamp(w, 255)).collect(),
+        },
     }
-    let mut review = serde_json::to_value(r.into_review()).expect("AdmissionReview serialises");
-    if let Some(patch) = mutation.patch_json()
-        && let Some(resp) = review
-            .get_mut("response")
-            .and_then(serde_json::Value::as_object_mut)
-    {
-        resp.insert(
-            "patch".to_owned(),
-            base64::engine::general_purpose::STANDARD
-                .encode(patch)
-                .into(),
-        );
-        resp.insert("patchType".to_owned(), "JSONPatch".into());
-    }
-    review
 }
 
 /// [`response_with_patch`], serialised.
@@ -418,7 +435,7 @@ mod tests {
         // Subresources are never patched; nothing to add means no patch and no warning.
         let scale = review("UPDATE", "scale", deployment).mutate(&policy);
         assert_eq!(scale.result(), "skipped");
-        let v = response_with_patch("m", &scale);
+        let v: serde_json::Value = serde_json::from_slice(&encode_mutation("m", &scale)).unwrap();
         assert_eq!(v["response"]["allowed"], true);
         for key in ["patch", "patchType", "warnings"] {
             assert!(v["response"].get(key).is_none(), "{key}: {v}");
