@@ -7,9 +7,12 @@
 mod common;
 
 use base64::Engine as _;
-use common::objects::{as_stored, create_review};
+use common::objects::{as_stored, create_review, object};
 use common::*;
+use proptest::prelude::*;
 use serde_json::{Value, json};
+use volguard::admission;
+use volguard::engine::policy::Policy;
 
 const POLICY: &str = "defaults:\n  emptyDir: {diskSizeLimit: 1Gi, memorySizeLimit: 256Mi}\nallowExemptionAnnotation: true\n";
 
@@ -291,4 +294,89 @@ async fn exemptions_updates_controllers_and_the_default_policy_are_not_patched()
         .send("POST", "/mutate", "{")
         .await;
     assert_eq!(bad.status, 400, "{}", bad.text());
+}
+
+/// Generated objects of every kind, as the apiserver sends them: the patch applies (every
+/// parent exists), adds nothing but `emptyDir.sizeLimit` members that were missing, a
+/// second run adds nothing, and the patched object has no emptyDir left without a limit
+/// (the only `emptydir-size-limit-required` findings left are written zeros).
+fn patch_is_minimal_and_idempotent(
+    policy: &Policy,
+    kind: &str,
+    object: Value,
+) -> Result<(), String> {
+    let ns = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_owned();
+    let stored = as_stored(object, &ns);
+    let review = create_review(kind, &ns, stored.clone(), "alice");
+    let req =
+        admission::decode(&serde_json::to_vec(&review).unwrap()).map_err(|e| e.to_string())?;
+    let m = req.mutate(policy);
+    let mut patched = stored.clone();
+    if let Some(bytes) = m.patch_json() {
+        let patch: Value = serde_json::from_slice(&bytes).unwrap();
+        for op in patch.as_array().unwrap() {
+            let path = op["path"].as_str().unwrap();
+            let parent = path
+                .strip_suffix("/sizeLimit")
+                .filter(|p| p.ends_with("/emptyDir"))
+                .ok_or_else(|| format!("{path}: not an emptyDir sizeLimit"))?;
+            let target = patched
+                .pointer_mut(parent)
+                .and_then(Value::as_object_mut)
+                .ok_or_else(|| format!("{path}: no emptyDir object to add to"))?;
+            if target.get("sizeLimit").is_some_and(|v| !v.is_null()) {
+                return Err(format!("{path}: sizeLimit was already set"));
+            }
+            target.insert("sizeLimit".into(), op["value"].clone());
+        }
+        // Removing what was added gives back the object sent.
+        let mut undone = patched.clone();
+        for op in patch.as_array().unwrap() {
+            let parent = op["path"]
+                .as_str()
+                .unwrap()
+                .strip_suffix("/sizeLimit")
+                .unwrap();
+            let had_null = stored.pointer(&format!("{parent}/sizeLimit")).is_some();
+            let o = undone.pointer_mut(parent).unwrap().as_object_mut().unwrap();
+            if had_null {
+                o.insert("sizeLimit".into(), Value::Null);
+            } else {
+                o.remove("sizeLimit");
+            }
+        }
+        if undone != stored {
+            return Err("the patch changed more than sizeLimit".into());
+        }
+    }
+    let again = create_review(kind, &ns, patched, "alice");
+    let req2 = admission::decode(&serde_json::to_vec(&again).unwrap()).unwrap();
+    let m2 = req2.mutate(policy);
+    if !m2.additions.is_empty() {
+        return Err(format!("second run added {:?}", m2.additions));
+    }
+    if m.skipped.is_none() {
+        let v = req2.judge(policy);
+        if let Some(f) = v.findings.iter().find(|f| {
+            f.rule.name() == "emptydir-size-limit-required" && !f.path.ends_with(".sizeLimit")
+        }) {
+            return Err(format!("still unsized after the patch: {f}"));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn generated_objects_patch_minimally_and_idempotently((kind, object) in object()) {
+        let policy = Policy::parse(POLICY, "p.yaml").unwrap();
+        if let Err(e) = patch_is_minimal_and_idempotent(&policy, &kind, object.clone()) {
+            prop_assert!(false, "{kind}: {e}\n{object}");
+        }
+    }
 }
