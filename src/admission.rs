@@ -9,6 +9,7 @@ use kube::core::{GroupVersionKind, Status};
 use serde::Deserialize;
 
 use crate::engine::model::Object;
+use crate::engine::mutate::{self, Mutation};
 use crate::engine::policy::Policy;
 use crate::engine::rules::Action;
 use crate::engine::verdict::{self, Operation, Request, Requester, Verdict};
@@ -150,6 +151,81 @@ impl RequestIn {
             _ => Verdict::not_applicable(),
         }
     }
+}
+
+impl RequestIn {
+    /// What `/mutate` adds to this request's object (the policy's `defaults`). Subresources
+    /// are never patched: a Pod's `ephemeralcontainers` and `resize` cannot change volumes,
+    /// and a workload's `status` or `scale` carries no template to change.
+    pub fn mutate(&self, policy: &Policy) -> Mutation {
+        match (&self.object, self.sub_resource.as_deref()) {
+            (Some(object), None | Some("")) => mutate::mutate(
+                policy,
+                &Request {
+                    kind: &self.kind.kind,
+                    namespace: self.namespace.as_deref().unwrap_or(""),
+                    operation: self.operation(),
+                    object,
+                    old_object: self.old_object.as_ref(),
+                },
+                Some(&self.requester()),
+            ),
+            _ => Mutation::not_applicable(),
+        }
+    }
+}
+
+/// The `/mutate` answer as a complete AdmissionReview: always allowed (denying is
+/// `/validate`'s business), with the JSON patch base64-encoded in `response.patch`,
+/// `patchType: JSONPatch` and one warning per addition when there is something to add.
+///
+/// kube's `AdmissionResponse::with_patch` needs the `json-patch` types and serialises the
+/// patch bytes as a JSON array of numbers; the admission.k8s.io/v1 wire format is a base64
+/// string (Go `[]byte`), written here directly.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationReview {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub response: MutationResponse,
+}
+
+/// `response` of a [`MutationReview`].
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MutationResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<&'static str>,
+    /// Base64 of the RFC 6902 patch document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+pub fn response_with_patch(uid: &str, mutation: &Mutation) -> MutationReview {
+    use base64::Engine as _;
+    let patch = mutation
+        .patch_json()
+        .map(|p| base64::engine::general_purpose::STANDARD.encode(p));
+    MutationReview {
+        api_version: API_VERSION,
+        kind: "AdmissionReview",
+        response: MutationResponse {
+            uid: uid.to_owned(),
+            allowed: true,
+            patch_type: patch.as_ref().map(|_| "JSONPatch"),
+            patch,
+            warnings: mutation.warnings().map(|w| clamp(w, 255)).collect(),
+        },
+    }
+}
+
+/// [`response_with_patch`], serialised.
+pub fn encode_mutation(uid: &str, mutation: &Mutation) -> Vec<u8> {
+    serde_json::to_vec(&response_with_patch(uid, mutation)).expect("AdmissionReview serialises")
 }
 
 /// Cuts a warning to the apiserver's 256-character limit (on a char boundary).
@@ -318,6 +394,52 @@ mod tests {
         );
         let w = r.warnings.unwrap();
         assert!(w[0].ends_with("(created by its controller)"), "{w:?}");
+    }
+
+    fn review(op: &str, sub: &str, object: serde_json::Value) -> RequestIn {
+        let review = serde_json::json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {
+            "uid": "m", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"}, "subResource": sub,
+            "namespace": "default", "operation": op,
+            "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
+            "object": object}});
+        decode(&serde_json::to_vec(&review).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn mutation_responses_carry_a_base64_json_patch() {
+        use base64::Engine as _;
+        let policy = Policy::parse("defaults: {emptyDir: {diskSizeLimit: 1Gi}}\n", "p").unwrap();
+        let deployment = serde_json::json!({"kind": "Deployment", "spec": {"template": {"spec": {
+            "containers": [{"name": "c"}], "volumes": [{"name": "t", "emptyDir": {}}]}}}});
+        let m = review("UPDATE", "", deployment.clone()).mutate(&policy);
+        assert_eq!(m.result(), "patched");
+        let v: serde_json::Value = serde_json::from_slice(&encode_mutation("m", &m)).unwrap();
+        let r = &v["response"];
+        assert_eq!(
+            (r["uid"].as_str(), r["allowed"].as_bool()),
+            (Some("m"), Some(true))
+        );
+        assert_eq!(r["patchType"], "JSONPatch");
+        let patch = base64::engine::general_purpose::STANDARD
+            .decode(r["patch"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(patch).unwrap(),
+            r#"[{"op":"add","path":"/spec/template/spec/volumes/0/emptyDir/sizeLimit","value":"1Gi"}]"#
+        );
+        assert_eq!(
+            r["warnings"][0],
+            "[mutate] spec.template.spec.volumes[0].emptyDir.sizeLimit: set to 1Gi for emptyDir \"t\" (policy defaults.emptyDir.diskSizeLimit)"
+        );
+        // Subresources are never patched; nothing to add means no patch and no warning.
+        let scale = review("UPDATE", "scale", deployment).mutate(&policy);
+        assert_eq!(scale.result(), "skipped");
+        let v: serde_json::Value = serde_json::from_slice(&encode_mutation("m", &scale)).unwrap();
+        assert_eq!(v["response"]["allowed"], true);
+        for key in ["patch", "patchType", "warnings"] {
+            assert!(v["response"].get(key).is_none(), "{key}: {v}");
+        }
     }
 
     #[test]

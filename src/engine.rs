@@ -15,9 +15,11 @@
 //! rules                the registry (one line per rule) and one file per rule
 //! policy               the strict policy document: actions, options, overrides
 //! verdict              actions, mode, exemptions, UPDATE semantics -> Verdict
+//! mutate               policy `defaults` -> the JSON patch `/mutate` returns (opt-in)
 //! ```
 
 pub mod model;
+pub mod mutate;
 pub mod paths;
 pub mod policy;
 pub mod quantity;

@@ -118,6 +118,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/validate", post(handlers::validate))
+        .route("/mutate", post(handlers::mutate))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz))
         .layer(axum::middleware::from_fn_with_state(

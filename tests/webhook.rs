@@ -671,7 +671,7 @@ async fn bad_input_is_answered_and_the_server_keeps_serving() {
 
     // Wrong method and path.
     assert_eq!(c1.send("GET", "/validate", "").await.status, 405);
-    assert_eq!(c2.send("POST", "/mutate", "{}").await.status, 404);
+    assert_eq!(c2.send("POST", "/convert", "{}").await.status, 404);
     good_request_still_works(&server).await;
 
     // A slow client that never finishes its headers is cut off.

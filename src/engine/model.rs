@@ -500,6 +500,10 @@ pub struct Volume {
     pub host_path: Option<String>,
     /// A StatefulSet template volume replaced by the same-named volumeClaimTemplate's PVC.
     pub claim_template: bool,
+    /// The volume had no source (or `emptyDir: null`) and reads as `emptyDir: {}` only
+    /// because of `SetDefaults_Volume`: the apiserver sends it with `emptyDir: {}`, a
+    /// manifest does not (a JSON patch must then add the whole `emptyDir`).
+    pub empty_dir_defaulted: bool,
 }
 
 #[derive(Deserialize)]
@@ -566,6 +570,7 @@ impl<'de> Deserialize<'de> for Volume {
                 if vol.source.is_none() {
                     vol.source = Some(Cow::Borrowed("emptyDir"));
                     vol.empty_dir = Some(EmptyDir::default());
+                    vol.empty_dir_defaulted = true;
                 }
                 Ok(vol)
             }

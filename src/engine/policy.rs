@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::engine::quantity::PositiveQuantity;
 use crate::engine::rules::{Action, RULES, RuleId, RuleOptions, RuleSet, RuleSetting};
 
 /// The embedded default policy, printed by `volguard policy default`.
@@ -98,6 +99,35 @@ struct PolicyFile {
     trusted_controllers: Option<Vec<Username>>,
     rules: Option<BTreeMap<String, RuleMap>>,
     namespace_overrides: Option<Vec<OverrideFile>>,
+    defaults: Option<Defaults>,
+}
+
+/// `defaults`: what the mutating endpoint (`/mutate`) fills in when an object leaves it out.
+/// Empty (nothing is ever added) unless the policy sets it.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Defaults {
+    #[serde(default)]
+    pub empty_dir: EmptyDirDefaults,
+}
+
+/// `defaults.emptyDir`: the `sizeLimit` given to an emptyDir that has none, per medium.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EmptyDirDefaults {
+    /// For `medium: ""` (disk-backed).
+    #[serde(default)]
+    pub disk_size_limit: Option<PositiveQuantity>,
+    /// For `medium: Memory` (tmpfs).
+    #[serde(default)]
+    pub memory_size_limit: Option<PositiveQuantity>,
+}
+
+impl Defaults {
+    /// Whether any default is set (otherwise `/mutate` never patches).
+    pub fn is_empty(&self) -> bool {
+        self.empty_dir.disk_size_limit.is_none() && self.empty_dir.memory_size_limit.is_none()
+    }
 }
 
 /// A Kubernetes username, exactly as in `userInfo.username` (non-empty, no surrounding spaces).
@@ -149,6 +179,8 @@ pub struct Policy {
     base_maps: Vec<RuleMap>,
     base: RuleSet,
     overrides: Vec<Override>,
+    /// What `/mutate` adds to objects that leave it out (`defaults`).
+    pub defaults: Defaults,
     /// Hex SHA-256 of the source text (first 16 hex digits), for metrics and logs.
     pub hash: String,
 }
@@ -234,6 +266,8 @@ impl Policy {
                 alone,
             });
         }
+        let defaults = parsed.defaults.unwrap_or_default();
+        check_defaults_within_maxima(&defaults, &base, &overrides).map_err(|(p, m)| err(p, m))?;
         let policy = Policy {
             mode: parsed.mode.unwrap_or(Mode::Enforce),
             exempt_namespaces: parsed.exempt_namespaces.unwrap_or_else(|| {
@@ -254,6 +288,7 @@ impl Policy {
             base,
             base_maps,
             overrides,
+            defaults,
             hash: hex16(text),
         };
         Ok(policy)
@@ -298,6 +333,52 @@ impl Policy {
     pub fn base_rules(&self) -> &RuleSet {
         &self.base
     }
+}
+
+/// A default `sizeLimit` that `emptydir-size-limit-max` would deny (above `maxDisk`/`maxMemory`
+/// or `maxTotal`, in the base rules or any namespace override) is refused: volguard would
+/// deny what it wrote itself. Checked whatever the rule's action, so turning the rule on later
+/// cannot start denying patched objects.
+fn check_defaults_within_maxima(
+    defaults: &Defaults,
+    base: &RuleSet,
+    overrides: &[Override],
+) -> Result<(), (String, String)> {
+    let sets = std::iter::once(("rules".to_owned(), base)).chain(
+        overrides
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (format!("namespaceOverrides[{i}].rules"), &o.alone)),
+    );
+    for (at, set) in sets {
+        let max = set.emptydir_size_limit_max();
+        let e = &defaults.empty_dir;
+        for (key, value, per_medium, per_medium_key) in [
+            ("diskSizeLimit", e.disk_size_limit, max.max_disk, "maxDisk"),
+            (
+                "memorySizeLimit",
+                e.memory_size_limit,
+                max.max_memory,
+                "maxMemory",
+            ),
+        ] {
+            let Some(value) = value else { continue };
+            let limits = std::iter::once((per_medium, per_medium_key))
+                .chain(max.max_total.map(|t| (t, "maxTotal")));
+            for (limit, limit_key) in limits {
+                if *value > *limit {
+                    return Err((
+                        format!("defaults.emptyDir.{key}"),
+                        format!(
+                            "{} is above {at}.emptydir-size-limit-max.{limit_key} ({}): objects patched with it would be denied; lower the default or raise the maximum",
+                            *value, *limit
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every rule's registry defaults as a policy mapping (`action` plus options).
@@ -427,6 +508,11 @@ pub fn schema() -> serde_json::Value {
         "properties": rules,
     });
     let globs = json!({"type": "array", "items": {"type": "string", "minLength": 1}});
+    let described = |d: &str| {
+        let mut s = crate::engine::rules::quantity_schema();
+        s["description"] = d.into();
+        s
+    };
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
         "title": "volguard policy",
@@ -445,6 +531,26 @@ pub fn schema() -> serde_json::Value {
                 "description": "Usernames (userInfo.username) of the controllers whose objects controllerObjects applies to; replaces the default list (kube-controller-manager's workload controllers).",
                 "type": "array",
                 "items": {"type": "string", "minLength": 1}
+            },
+            "defaults": {
+                "description": "What the mutating endpoint (/mutate, chart value mutating.enabled) adds to objects that leave it out; nothing unless set.",
+                "type": "object",
+                "additionalProperties": false,
+                "properties": {
+                    "emptyDir": {
+                        "description": "sizeLimit given to an emptyDir without one, by medium (HugePages and unknown media are never changed). At most emptydir-size-limit-max's maxima.",
+                        "type": "object",
+                        "additionalProperties": false,
+                        "properties": {
+                            "diskSizeLimit": described(
+                                "sizeLimit added to a disk-backed emptyDir (medium \"\") without one; at most emptydir-size-limit-max.maxDisk"
+                            ),
+                            "memorySizeLimit": described(
+                                "sizeLimit added to a memory-backed emptyDir (medium Memory) without one; at most emptydir-size-limit-max.maxMemory"
+                            ),
+                        }
+                    }
+                }
             },
             "rules": rules,
             "namespaceOverrides": {
@@ -716,6 +822,51 @@ namespaceOverrides:
         "controllerObjects",
         "unknown variant `allow`"
     )]
+    #[case::defaults_unknown_key(
+        "defaults:\n  emptyDir: {diskSize: 1Gi}\n",
+        "defaults.emptyDir.diskSize",
+        "unknown key (expected diskSizeLimit or memorySizeLimit)"
+    )]
+    #[case::defaults_unknown_section(
+        "defaults:\n  hostPath: {}\n",
+        "defaults.hostPath",
+        "unknown key (expected emptyDir)"
+    )]
+    #[case::defaults_bad_quantity(
+        "defaults:\n  emptyDir: {diskSizeLimit: big}\n",
+        "defaults.emptyDir.diskSizeLimit",
+        "\"big\" is not a valid quantity"
+    )]
+    #[case::defaults_zero(
+        "defaults:\n  emptyDir: {memorySizeLimit: 0Mi}\n",
+        "defaults.emptyDir.memorySizeLimit",
+        "must be positive"
+    )]
+    #[case::defaults_negative(
+        "defaults:\n  emptyDir: {diskSizeLimit: -1Gi}\n",
+        "defaults.emptyDir.diskSizeLimit",
+        "must be positive"
+    )]
+    #[case::defaults_above_max_disk(
+        "defaults:\n  emptyDir: {diskSizeLimit: 11Gi}\n",
+        "defaults.emptyDir.diskSizeLimit",
+        "11Gi is above rules.emptydir-size-limit-max.maxDisk (10Gi)"
+    )]
+    #[case::defaults_above_max_memory_even_when_off(
+        "defaults:\n  emptyDir: {memorySizeLimit: 3Gi}\nrules:\n  emptydir-size-limit-max: {action: \"off\"}\n",
+        "defaults.emptyDir.memorySizeLimit",
+        "3Gi is above rules.emptydir-size-limit-max.maxMemory (2Gi)"
+    )]
+    #[case::defaults_above_max_total(
+        "defaults:\n  emptyDir: {diskSizeLimit: 2Gi}\nrules:\n  emptydir-size-limit-max: {maxTotal: 1Gi}\n",
+        "defaults.emptyDir.diskSizeLimit",
+        "above rules.emptydir-size-limit-max.maxTotal (1Gi)"
+    )]
+    #[case::defaults_above_an_override(
+        "defaults:\n  emptyDir: {diskSizeLimit: 1Gi}\nnamespaceOverrides:\n  - namespaces: [tiny]\n    rules: {emptydir-size-limit-max: {maxDisk: 512Mi}}\n",
+        "defaults.emptyDir.diskSizeLimit",
+        "1Gi is above namespaceOverrides[0].rules.emptydir-size-limit-max.maxDisk (512Mi)"
+    )]
     #[case::empty_username(
         "trustedControllers: [\"\"]\n",
         "trustedControllers[0]",
@@ -730,6 +881,31 @@ namespaceOverrides:
             e.to_string().starts_with(&format!("policy.yaml: {path}: ")),
             "{e}"
         );
+    }
+
+    #[test]
+    fn defaults_parse_and_are_empty_by_default() {
+        assert!(Policy::default().defaults.is_empty());
+        assert!(
+            Policy::parse("defaults: {}\n", "p")
+                .unwrap()
+                .defaults
+                .is_empty()
+        );
+        let p = Policy::parse(
+            "defaults:\n  emptyDir: {diskSizeLimit: 1024Mi, memorySizeLimit: 256Mi}\n",
+            "p",
+        )
+        .unwrap();
+        let e = &p.defaults.empty_dir;
+        assert_eq!(*e.disk_size_limit.unwrap(), Quantity::parse("1Gi").unwrap());
+        assert_eq!(
+            *e.memory_size_limit.unwrap(),
+            Quantity::parse("256Mi").unwrap()
+        );
+        // Exactly the maximum is fine.
+        let p = Policy::parse("defaults:\n  emptyDir: {diskSizeLimit: 10Gi}\n", "p").unwrap();
+        assert!(!p.defaults.is_empty());
     }
 
     #[test]

@@ -370,7 +370,7 @@ fn split_index(s: &str) -> Option<(&str, usize, &str)> {
 }
 
 /// Rule names listed in `volguard.io/exempt` on the object and on its Pod template.
-fn exempted_rules<'a>(meta: &'a Meta, template: Option<&'a Meta>) -> Vec<&'a str> {
+pub(crate) fn exempted_rules<'a>(meta: &'a Meta, template: Option<&'a Meta>) -> Vec<&'a str> {
     [Some(meta), template]
         .into_iter()
         .flatten()

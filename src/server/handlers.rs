@@ -9,7 +9,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::metrics::{DowngradeLabels, RequestLabels, ViolationLabels};
+use super::metrics::{DowngradeLabels, MutationLabels, RequestLabels, ViolationLabels};
 use super::{AppState, MAX_REQUEST_TIME};
 use crate::admission::{self, RequestIn};
 use crate::engine::rules::Action;
@@ -52,6 +52,73 @@ pub async fn validate(
     let verdict = req.judge(&loaded.policy);
     let body = admission::encode(admission::response(&req.uid, &verdict));
     record(&st, &req, &verdict, loaded.generation, start.elapsed());
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// `POST /mutate` (opt-in, chart value `mutating.enabled`): the policy's `defaults` as a
+/// JSON patch. Always allowed; the validating webhook judges the patched object.
+pub async fn mutate(
+    State(st): State<AppState>,
+    Query(q): Query<ValidateQuery>,
+    request: axum::extract::Request,
+) -> Response {
+    let start = Instant::now();
+    let deadline = q
+        .timeout
+        .as_deref()
+        .and_then(parse_go_duration)
+        .unwrap_or(MAX_REQUEST_TIME)
+        .min(MAX_REQUEST_TIME);
+    let bytes = match read_body(request, st.max_body_bytes, deadline).await {
+        Ok(b) => b,
+        Err((reason, resp)) => {
+            st.metrics.bad_request(reason);
+            return resp;
+        }
+    };
+    let req = match admission::decode(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            st.metrics.bad_request(e.reason());
+            return plain(StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    let loaded = st.policies.current();
+    let mutation = req.mutate(&loaded.policy);
+    let body = admission::encode_mutation(&req.uid, &mutation);
+    let kind = req.kind.kind.as_str();
+    let kind_label = POD_KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .unwrap_or("other");
+    let result = mutation.result();
+    st.metrics
+        .mutations
+        .get_or_create(&MutationLabels {
+            kind: kind_label,
+            result,
+        })
+        .inc();
+    let elapsed = start.elapsed();
+    st.metrics.latency.observe(elapsed.as_secs_f64());
+    if !mutation.additions.is_empty() || st.log_allowed {
+        let added: Vec<&str> = mutation.additions.iter().map(|a| a.path.as_str()).collect();
+        tracing::info!(
+            uid = %req.uid,
+            kind,
+            namespace = req.namespace.as_deref().unwrap_or(""),
+            name = req.name.as_deref().unwrap_or(""),
+            operation = req.operation().as_str(),
+            dry_run = req.dry_run.unwrap_or(false),
+            result,
+            added = %added.join(","),
+            user = %req.user_info.username,
+            policy_generation = loaded.generation,
+            latency_us = elapsed.as_micros() as u64,
+            "mutation"
+        );
+    }
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

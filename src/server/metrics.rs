@@ -29,6 +29,12 @@ pub struct DowngradeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MutationLabels {
+    pub kind: &'static str,
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResultLabels {
     pub result: &'static str,
 }
@@ -55,6 +61,8 @@ pub struct Metrics {
     pub requests: Family<RequestLabels, Counter>,
     pub violations: Family<ViolationLabels, Counter>,
     pub controller_downgrades: Family<DowngradeLabels, Counter>,
+    /// `/mutate` requests by kind and result (`patched`, `unchanged`, or why skipped).
+    pub mutations: Family<MutationLabels, Counter>,
     pub latency: Histogram,
     pub bad_requests: Family<ReasonLabels, Counter>,
     pub policy_reloads: Family<ResultLabels, Counter>,
@@ -140,6 +148,12 @@ impl Metrics {
             "Objects admitted with warnings instead of denied because a trusted controller (origin=controller) or a node (origin=mirror) created them",
             controller_downgrades.clone(),
         );
+        let mutations = Family::<MutationLabels, Counter>::default();
+        registry.register(
+            "mutations",
+            "Requests to /mutate by kind and result: patched, unchanged, or why not considered",
+            mutations.clone(),
+        );
         let latency = Histogram::new(LATENCY_BUCKETS);
         registry.register(
             "admission_duration_seconds",
@@ -194,6 +208,7 @@ impl Metrics {
             requests,
             violations,
             controller_downgrades,
+            mutations,
             latency,
             bad_requests,
             policy_reloads,

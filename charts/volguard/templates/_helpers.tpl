@@ -192,3 +192,54 @@ app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/component: audit
 {{- end }}
+
+{{/*
+What the validating and the mutating webhook share (everything but name and rules):
+client config (service, path, caBundle), failurePolicy, timeout, selectors, conditions.
+Arguments: dict "root" . "caBundle" <base64 CA or ""> "path" "/validate"|"/mutate".
+*/}}
+{{- define "volguard.webhookCommon" -}}
+{{- $root := .root }}
+{{- $caBundle := .caBundle }}
+admissionReviewVersions: ["v1"]
+sideEffects: None
+failurePolicy: {{ $root.Values.webhook.failurePolicy }}
+matchPolicy: {{ $root.Values.webhook.matchPolicy }}
+timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
+clientConfig:
+  service:
+    name: {{ include "volguard.fullname" $root }}
+    namespace: {{ $root.Release.Namespace }}
+    path: {{ .path }}
+    port: {{ $root.Values.service.port }}
+  {{- if $caBundle }}
+  caBundle: {{ $caBundle }}
+  {{- end }}
+namespaceSelector:
+  matchExpressions:
+    # Never sent to the webhook: its own namespace, so its pods can always start,
+    # and webhook.excludeNamespaces (kube-system, kube-node-lease), so the control
+    # plane can heal itself while volguard is down (failurePolicy: Fail).
+    - key: kubernetes.io/metadata.name
+      operator: NotIn
+      values: {{ include "volguard.excludedNamespaces" $root }}
+    # Opt-out label: kubectl label namespace NAME volguard.io/ignore=true
+    - key: volguard.io/ignore
+      operator: NotIn
+      values: ["true"]
+    {{- with $root.Values.webhook.namespaceSelector.matchExpressions }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.webhook.namespaceSelector.matchLabels }}
+  matchLabels:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+{{- with $root.Values.webhook.objectSelector }}
+objectSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $root.Values.webhook.matchConditions }}
+matchConditions:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -273,6 +273,90 @@ webhook:
     assert wh["matchConditions"][0]["name"] == "not-nodes"
 
 
+MUTATING_VALUES = """
+mutating: {enabled: true}
+policy:
+  defaults:
+    emptyDir: {diskSizeLimit: 1Gi, memorySizeLimit: 256Mi}
+"""
+
+
+def mutating_webhook(docs):
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    assert len(mwc["webhooks"]) == 1
+    return mwc, mwc["webhooks"][0]
+
+
+def test_mutating_webhook_off_by_default():
+    docs = render()
+    assert not by_kind(docs, "MutatingWebhookConfiguration")
+    assert "defaults" not in yaml.safe_load(policy_yaml(docs))
+
+
+def test_mutating_webhook_shares_the_validating_settings():
+    values = MUTATING_VALUES + """
+webhook:
+  failurePolicy: Ignore
+  timeoutSeconds: 7
+  annotations: {team: platform}
+  objectSelector:
+    matchExpressions: [{key: volguard.io/skip, operator: DoesNotExist}]
+  matchConditions:
+    - {name: not-nodes, expression: "!request.userInfo.username.startsWith('system:node:')"}
+"""
+    docs = render("--set", "certs.mode=helm", values=values)
+    vwc, v = webhook(docs)
+    mwc, m = mutating_webhook(docs)
+    assert mwc["metadata"]["name"] == vwc["metadata"]["name"] == FULLNAME
+    assert mwc["metadata"]["annotations"] == {"team": "platform"}
+    assert m["name"] == "mutate.volguard.io"
+    assert m["clientConfig"]["service"] == {"name": FULLNAME, "namespace": NS, "path": "/mutate", "port": 443}
+    # One certificate: the same CA bundle as the validating webhook (same template file).
+    assert m["clientConfig"]["caBundle"] == v["clientConfig"]["caBundle"] == one(docs, "Secret")["data"]["ca.crt"]
+    for key in ("admissionReviewVersions", "sideEffects", "failurePolicy", "matchPolicy", "timeoutSeconds",
+                "namespaceSelector", "objectSelector", "matchConditions"):
+        assert m[key] == v[key], key
+    assert m["sideEffects"] == "None" and m["failurePolicy"] == "Ignore" and m["timeoutSeconds"] == 7
+    assert m["reinvocationPolicy"] == "IfNeeded"
+    got = {(g, res): tuple(r["operations"]) for r in m["rules"] for g in r["apiGroups"] for res in r["resources"]}
+    cu = ("CREATE", "UPDATE")
+    assert got == {
+        ("", "pods"): ("CREATE",),
+        ("", "replicationcontrollers"): cu, ("", "podtemplates"): cu,
+        ("apps", "deployments"): cu, ("apps", "statefulsets"): cu, ("apps", "daemonsets"): cu,
+        ("apps", "replicasets"): cu, ("batch", "jobs"): cu, ("batch", "cronjobs"): cu,
+    }, got
+    run_policy_validate(policy_yaml(docs))
+
+
+def test_mutating_webhook_options_and_cert_manager():
+    docs = render("--set", "certs.mode=certManager", "--set", "mutating.reinvocationPolicy=Never",
+                  "--set", "webhook.resources.pods=false", values=MUTATING_VALUES)
+    mwc, m = mutating_webhook(docs)
+    assert mwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NS}/{FULLNAME}-tls"
+    assert "caBundle" not in m["clientConfig"]
+    assert m["reinvocationPolicy"] == "Never"
+    assert not any("pods" in r["resources"] for r in m["rules"])
+    render_fails("--set", "mutating.reinvocationPolicy=Always", values=MUTATING_VALUES,
+                 expect="reinvocationPolicy")
+    render_fails("--set", "mutating.enable=true", expect="enable")
+    only_ephemeral = ", ".join(f"{k}: false" for k in [
+        "pods", "deployments", "statefulsets", "daemonsets", "replicasets",
+        "jobs", "cronjobs", "replicationcontrollers", "podtemplates"])
+    render_fails(values=MUTATING_VALUES + f"webhook:\n  resources: {{{only_ephemeral}}}\n",
+                 expect="mutating.enabled")
+    # policy.defaults is checked by the schema like the rest of the policy.
+    render_fails("--set", "policy.defaults.emptyDir.diskSize=1Gi", expect="diskSize")
+    render_fails("--set", "policy.defaults.emptyDir.diskSizeLimit=lots", expect="diskSizeLimit")
+
+
+def test_policy_defaults_above_the_maximum_rejected_by_volguard():
+    docs = render(values=MUTATING_VALUES.replace("1Gi", "20Gi"))
+    p = _policy_validate(volguard_bin(), policy_yaml(docs))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert "defaults.emptyDir.diskSizeLimit" in p.stdout + p.stderr, p.stdout + p.stderr
+
+
 def test_all_resources_disabled_fails():
     off = ", ".join(f"{k}: false" for k in [
         "pods", "ephemeralContainers", "deployments", "statefulsets", "daemonsets", "replicasets",
