@@ -157,6 +157,9 @@ pub struct Spec {
     /// Pod-level resources (`PodLevelResources`).
     #[serde(default)]
     pub resources: Option<Resources>,
+    /// `spec.os` (`name: windows` gives the Pod Windows path semantics).
+    #[serde(default)]
+    pub os: Option<PodOs>,
     // Workloads
     #[serde(default)]
     pub template: Option<Box<PodTemplateSpec>>,
@@ -164,6 +167,13 @@ pub struct Spec {
     pub job_template: Option<Box<JobTemplateSpec>>,
     #[serde(default, deserialize_with = "null_as_default")]
     pub volume_claim_templates: Vec<ClaimTemplate>,
+}
+
+/// `spec.os`: the OS the Pod must run on (the kubelet refuses a Pod for another OS).
+#[derive(Debug, Default, Deserialize)]
+pub struct PodOs {
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
