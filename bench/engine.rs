@@ -12,6 +12,10 @@ mod shapes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::time::Duration;
+
+/// The allocator `volguard serve` runs with (src/main.rs), so the numbers are the webhook's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use volguard::admission;
 use volguard::{Object, Operation, Policy, Request, evaluate};
 

@@ -195,7 +195,33 @@ pub fn tree_cmp(a: &str, b: &str) -> Ordering {
     let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
     PathStyle::of_normalized(a)
         .cmp(&PathStyle::of_normalized(b))
-        .then_with(|| a.bytes().map(rank).cmp(b.bytes().map(rank)))
+        .then_with(|| {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            let i = mismatch(a, b);
+            match (a.get(i), b.get(i)) {
+                (Some(&x), Some(&y)) => rank(x).cmp(&rank(y)),
+                _ => a.len().cmp(&b.len()),
+            }
+        })
+}
+
+/// The index of the first byte where `a` and `b` differ (the shorter length if one is a
+/// prefix of the other), eight bytes at a time: sorted mount paths share long prefixes.
+fn mismatch(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        let x = u64::from_le_bytes(a[i..i + 8].try_into().expect("8 bytes"));
+        let y = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        if x != y {
+            return i + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
 }
 
 /// A reserved-path entry: `/etc` matches exactly that path, `/proc/**` matches `/proc` and
@@ -430,6 +456,40 @@ mod tests {
     #[case::linux_not_under_windows("/data", "c:/", false)]
     fn inside_across_styles(#[case] inner: &str, #[case] outer: &str, #[case] want: bool) {
         assert_eq!(is_strictly_inside(inner, outer), want);
+    }
+
+    #[test]
+    fn tree_order_is_bytes_with_slash_lowest() {
+        let rank = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
+        let pool = [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b",
+            "/a-b",
+            "/a.b",
+            "/ab",
+            "/a/b/c/d/e/f/g/h",
+            "/a/b/c/d/e/f/g/i",
+            "/a/b/c/d/e/f/gh",
+            "/a/b/c/d/e/f/g",
+            "/aaaaaaaa/b",
+            "/aaaaaaaa-b",
+            "/aaaaaaaa",
+            "c:/x",
+            "c:/",
+            "//s/h",
+            "/é",
+            "/e",
+        ];
+        for a in pool {
+            for b in pool {
+                let want = PathStyle::of_normalized(a)
+                    .cmp(&PathStyle::of_normalized(b))
+                    .then_with(|| a.bytes().map(rank).cmp(b.bytes().map(rank)));
+                assert_eq!(tree_cmp(a, b), want, "{a} vs {b}");
+            }
+        }
     }
 
     #[test]

@@ -512,16 +512,32 @@ pub fn name_list(names: &[&str]) -> String {
 /// Quotes a user-supplied string for a message, shortening long ones so every line stays
 /// well under the apiserver's 256-character warning limit.
 pub fn q(s: &str) -> String {
-    const MAX: usize = 24;
-    if s.chars().count() <= MAX {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX - 8).collect();
-        let tail: String = {
-            let v: Vec<char> = s.chars().rev().take(6).collect();
-            v.into_iter().rev().collect()
-        };
-        format!("{:?}", format!("{head}…{tail}"))
+    quoted(s).to_string()
+}
+
+/// [`q`] without the allocation, for `format!` arguments in rules that can report tens of
+/// thousands of findings.
+pub fn quoted(s: &str) -> Quoted<'_> {
+    Quoted(s)
+}
+
+/// See [`quoted`].
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 24;
+        let s = self.0;
+        if s.len() <= MAX || s.chars().count() <= MAX {
+            write!(f, "{s:?}")
+        } else {
+            let head: String = s.chars().take(MAX - 8).collect();
+            let tail: String = {
+                let v: Vec<char> = s.chars().rev().take(6).collect();
+                v.into_iter().rev().collect()
+            };
+            write!(f, "{:?}", format!("{head}…{tail}"))
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::engine::paths::{PathStyle, display, is_absolute};
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-path-absolute",
@@ -31,10 +31,10 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                     path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at relative path {}, which {kubelet} mounts at {}; write it absolute",
-                        q(&c.c.name),
-                        q(&m.name),
-                        q(&m.mount_path),
-                        q(&display(&c.normalized_mount_paths[j]))
+                        quoted(&c.c.name),
+                        quoted(&m.name),
+                        quoted(&m.mount_path),
+                        quoted(&display(&c.normalized_mount_paths[j]))
                     ),
                 });
             }

@@ -1,6 +1,6 @@
 //! `mount-path-nested`: within one container, no mount strictly inside another.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 use crate::engine::paths::{display, is_strictly_inside, tree_cmp};
 
 pub const META: RuleMeta = RuleMeta {
@@ -57,11 +57,11 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                 path: c.mount_field(ctx.prefix, j),
                 message: format!(
                     "container {} mounts {} at {}, within its mount of {} at {}, which it shadows there (fine if intended)",
-                    q(&c.c.name),
-                    q(&c.c.volume_mounts[j].name),
-                    q(&display(&paths[j])),
-                    q(&c.c.volume_mounts[k].name),
-                    q(&display(&paths[k]))
+                    quoted(&c.c.name),
+                    quoted(&c.c.volume_mounts[j].name),
+                    quoted(&display(&paths[j])),
+                    quoted(&c.c.volume_mounts[k].name),
+                    quoted(&display(&paths[k]))
                 ),
             });
         }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::paths::{PathPattern, PathStyle, WindowsPathPattern, display};
-use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-path-reserved",
@@ -70,10 +70,10 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
                     path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at {}, a reserved path ({}); mount it elsewhere",
-                        q(&c.c.name),
-                        q(&c.c.volume_mounts[j].name),
-                        q(&display(p)),
-                        q(&pat.to_string())
+                        quoted(&c.c.name),
+                        quoted(&c.c.volume_mounts[j].name),
+                        quoted(&display(p)),
+                        quoted(&pat.to_string())
                     ),
                 });
             }

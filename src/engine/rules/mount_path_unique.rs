@@ -1,7 +1,7 @@
 //! `mount-path-unique`: within one container, no two mounts (or a mount and a device)
 //! resolve to the same path.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 use crate::engine::paths;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -57,10 +57,10 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                         path,
                         message: format!(
                             "container {} {verb} {} at {}, already used by {first_field}[{first_j}] ({}); use distinct paths",
-                            q(&c.c.name),
-                            q(name),
-                            q(&paths::display(p)),
-                            q(first_name)
+                            quoted(&c.c.name),
+                            quoted(name),
+                            quoted(&paths::display(p)),
+                            quoted(first_name)
                         ),
                     });
                 }
