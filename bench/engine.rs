@@ -1,8 +1,22 @@
 //! Engine time per object: `evaluate()` on a small Pod and on a Pod with 50 containers and
 //! 100 volumes, plus decoding of the same objects from JSON (what the webhook pays first).
+//!
+//! `scaling/*`: `evaluate()` on 1k, 10k and 100k mounts (and claim templates, volumes), with
+//! criterion's element throughput, so per-element time shows that growth is linear.
+//! `worst_case_3mib/*`: issue 9's shapes at the apiserver's 3 MiB limit, the whole webhook
+//! path (decode, judge, response, encode).
 
-use criterion::{Criterion, criterion_group, criterion_main};
+#[path = "shapes.rs"]
+mod shapes;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
+use std::time::Duration;
+
+/// The allocator `volguard serve` runs with (src/main.rs), so the numbers are the webhook's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use volguard::admission;
 use volguard::{Object, Operation, Policy, Request, evaluate};
 
 fn small_pod() -> String {
@@ -83,5 +97,99 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// (group, kind, builder, element counts).
+type ScalingCase = (
+    &'static str,
+    &'static str,
+    fn(usize) -> String,
+    &'static [usize],
+);
+
+fn scaling(c: &mut Criterion) {
+    let policy = Policy::default();
+    let cases: &[ScalingCase] = &[
+        (
+            "mounts_one_volume",
+            "Pod",
+            shapes::mounts_nested,
+            &[1_000, 10_000, 100_000],
+        ),
+        (
+            "mounts_no_volume",
+            "Pod",
+            shapes::mounts_no_volume,
+            &[1_000, 10_000, 100_000],
+        ),
+        (
+            "claim_templates",
+            "StatefulSet",
+            shapes::claim_templates,
+            &[1_000, 39_000],
+        ),
+        (
+            "volumes_all_mounted",
+            "Pod",
+            shapes::volumes_all_mounted,
+            &[1_000, 23_000],
+        ),
+    ];
+    for (name, kind, build, sizes) in cases {
+        let mut g = c.benchmark_group(format!("scaling/{name}"));
+        g.sample_size(10);
+        for &n in *sizes {
+            let json = build(n);
+            let obj: Object = serde_json::from_str(&json).unwrap();
+            let req = Request {
+                kind,
+                namespace: "default",
+                operation: Operation::Create,
+                object: &obj,
+                old_object: None,
+            };
+            let v = evaluate(&policy, &req);
+            eprintln!(
+                "scaling/{name}/{n}: {} bytes, {} findings",
+                json.len(),
+                v.findings.len()
+            );
+            g.throughput(Throughput::Elements(n as u64));
+            g.bench_function(format!("{n}"), |b| {
+                b.iter(|| evaluate(&policy, black_box(&req)).findings.len())
+            });
+        }
+        g.finish();
+    }
+}
+
+fn worst_case(c: &mut Criterion) {
+    let policy = Policy::default();
+    let mut g = c.benchmark_group("worst_case_3mib");
+    g.sample_size(10);
+    for shape in shapes::WORST_CASES {
+        let n = shape.max_n();
+        let body = shape.review(n);
+        eprintln!(
+            "worst_case_3mib/{}: n={n}, {} bytes",
+            shape.name,
+            body.len()
+        );
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(shape.name, |b| {
+            b.iter(|| {
+                let req = admission::decode(black_box(body.as_bytes())).unwrap();
+                let verdict = req.judge(&policy);
+                admission::encode(admission::response(&req.uid, &verdict)).len()
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench, scaling, worst_case
+}
 criterion_main!(benches);

@@ -250,31 +250,57 @@ pub fn allow(uid: &str) -> AdmissionResponse {
     r
 }
 
+/// At most this many warnings, denial lines and audit entries go into one response; the rest
+/// is summed up in one line (`… and N more violations`), so a Pod with 80k findings gets a
+/// small answer. The verdict keeps every finding (metrics, logs and `check` see them all).
+pub const MAX_RESPONSE_FINDINGS: usize = 100;
+
+/// The line that stands for the findings left out of a response.
+fn more_line(n: usize) -> String {
+    format!("… and {n} more violations")
+}
+
 /// Encodes a verdict: denials in `status.message` (403 Forbidden), warnings one per finding,
-/// audit findings as audit annotations.
+/// audit findings as audit annotations; each list capped at [`MAX_RESPONSE_FINDINGS`] plus
+/// one summary line.
 pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
+    // The first `MAX_RESPONSE_FINDINGS` lines of `action`, then the summary line if any were
+    // left out.
+    let capped = |action: Action, line: &dyn Fn(&verdict::Finding) -> String| -> Vec<String> {
+        let mut total = 0usize;
+        let mut lines = Vec::new();
+        for f in verdict.with_action(action) {
+            if total < MAX_RESPONSE_FINDINGS {
+                lines.push(line(f));
+            }
+            total += 1;
+        }
+        if total > MAX_RESPONSE_FINDINGS {
+            lines.push(more_line(total - MAX_RESPONSE_FINDINGS));
+        }
+        lines
+    };
     let mut r = allow(uid);
-    let warnings: Vec<String> = verdict
-        .with_action(Action::Warn)
-        .map(|f| clamp(f.to_string(), 255))
-        .collect();
+    let warnings = capped(Action::Warn, &|f| clamp(f.to_string(), 255));
     if !warnings.is_empty() {
         r.warnings = Some(warnings);
     }
-    let audit: Vec<String> = verdict
-        .with_action(Action::Audit)
-        .map(|f| format!("[{}] {}", f.rule, f.path))
-        .collect();
+    let audit = capped(Action::Audit, &|f| format!("[{}] {}", f.rule, f.path));
     if !audit.is_empty() {
         r.audit_annotations
             .insert("violations".to_owned(), audit.join(", "));
     }
     // Denials waived because a controller (or a node, for a mirror Pod) created the object:
     // the audit log keeps them, with the requester the apiserver records beside them.
-    let downgraded: Vec<String> = verdict
+    let mut downgraded: Vec<String> = verdict
         .downgraded()
+        .take(MAX_RESPONSE_FINDINGS)
         .map(|f| format!("[{}] {}", f.rule, f.path))
         .collect();
+    let waived = verdict.downgraded().count();
+    if waived > MAX_RESPONSE_FINDINGS {
+        downgraded.push(more_line(waived - MAX_RESPONSE_FINDINGS));
+    }
     if !downgraded.is_empty() {
         r.audit_annotations.insert(
             format!("{}-denials-waived", verdict.origin.as_str()),
@@ -282,10 +308,7 @@ pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
         );
     }
     if !verdict.allowed {
-        let lines: Vec<String> = verdict
-            .with_action(Action::Deny)
-            .map(|f| f.to_string())
-            .collect();
+        let lines = capped(Action::Deny, &|f| clamp(f.to_string(), 255));
         r.allowed = false;
         r.result = Status {
             status: Some(StatusSummary::Failure),
@@ -440,6 +463,61 @@ mod tests {
         for key in ["patch", "patchType", "warnings"] {
             assert!(v["response"].get(key).is_none(), "{key}: {v}");
         }
+    }
+
+    fn finding(i: usize, action: Action) -> verdict::Finding {
+        verdict::Finding {
+            rule: crate::engine::rules::RuleId::MountVolumeExists,
+            action,
+            path: format!("spec.containers[0].volumeMounts[{i}]"),
+            message: format!("mount {i} names no volume"),
+            preexisting: false,
+            downgraded: None,
+        }
+    }
+
+    fn verdict_of(n: usize, action: Action) -> Verdict {
+        Verdict {
+            allowed: action != Action::Deny,
+            findings: (0..n).map(|i| finding(i, action)).collect(),
+            skipped: None,
+            origin: verdict::Origin::User,
+        }
+    }
+
+    #[test]
+    fn warnings_are_capped_with_a_summary_line() {
+        for (n, want_lines) in [(0, 0), (1, 1), (100, 100), (101, 101), (5000, 101)] {
+            let r = response("u", &verdict_of(n, Action::Warn));
+            let w = r.warnings.unwrap_or_default();
+            assert_eq!(w.len(), want_lines, "{n}");
+            if n > MAX_RESPONSE_FINDINGS {
+                assert_eq!(w[100], format!("… and {} more violations", n - 100));
+                assert!(w[99].contains("volumeMounts[99]"));
+            }
+            assert!(w.iter().all(|l| l.len() < 256));
+        }
+    }
+
+    #[test]
+    fn denial_lines_are_capped_with_a_summary_line() {
+        let r = response("u", &verdict_of(84_000, Action::Deny));
+        assert!(!r.allowed);
+        let lines: Vec<&str> = r.result.message.lines().collect();
+        assert_eq!(lines.len(), 101);
+        assert_eq!(lines[100], "… and 83900 more violations");
+        assert!(lines.iter().all(|l| l.len() < 256));
+        assert!(encode(r).len() < 64 * 1024);
+        let r = response("u", &verdict_of(100, Action::Deny));
+        assert_eq!(r.result.message.lines().count(), 100);
+    }
+
+    #[test]
+    fn audit_entries_are_capped() {
+        let r = response("u", &verdict_of(1000, Action::Audit));
+        let a = &r.audit_annotations["violations"];
+        assert_eq!(a.split(", ").count(), 101);
+        assert!(a.ends_with("… and 900 more violations"));
     }
 
     #[test]

@@ -250,6 +250,9 @@ pub struct Spec {
     /// `spec.overhead` (set by the RuntimeClass admission plugin).
     #[serde(default)]
     pub overhead: Option<ResourceList>,
+    /// `spec.os` (`name: windows` gives the Pod Windows path semantics).
+    #[serde(default)]
+    pub os: Option<PodOs>,
     // Workloads
     #[serde(default)]
     pub template: Option<Box<PodTemplateSpec>>,
@@ -310,6 +313,13 @@ impl Spec {
             }
         }
     }
+}
+
+/// `spec.os`: the OS the Pod must run on (the kubelet refuses a Pod for another OS).
+#[derive(Debug, Default, Deserialize)]
+pub struct PodOs {
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

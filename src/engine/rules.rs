@@ -10,14 +10,14 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::model::{Container, EmptyDir, Medium, Spec, Volume};
-use crate::engine::paths;
+use crate::engine::paths::{self, PathStyle};
 use crate::engine::quantity::{Quantity, QuantityError};
 use crate::engine::resources;
 
@@ -336,8 +336,11 @@ pub struct ContainerRef<'a> {
     pub kind: ContainerKind,
     pub index: usize,
     pub c: &'a Container,
-    /// `paths::normalize` of each volumeMount's mountPath (a filesystem path), in order.
+    /// Each volumeMount's mountPath (a filesystem path) normalised for its style
+    /// (`paths::normalize_in`), in order.
     pub normalized_mount_paths: Vec<Cow<'a, str>>,
+    /// Each volumeDevice's devicePath, normalised the same way, in order.
+    pub normalized_device_paths: Vec<Cow<'a, str>>,
 }
 
 /// Field paths (where in the object a finding points), not filesystem paths.
@@ -366,9 +369,12 @@ pub struct PodCtx<'a> {
     /// Field-path prefix of the PodSpec, e.g. `spec.` or `spec.template.spec.`.
     pub prefix: &'static str,
     pub spec: &'a Spec,
-    /// StatefulSet volumeClaimTemplates names (they count as volumes for mounts).
-    pub claim_templates: Vec<&'a str>,
+    /// Windows when `spec.os.name` is `windows`: every path of the Pod then has Windows
+    /// semantics (a path with a drive letter or UNC prefix has them in any Pod).
+    pub style: PathStyle,
     pub containers: Vec<ContainerRef<'a>>,
+    /// StatefulSet volumeClaimTemplates names (they count as volumes for mounts).
+    claim_templates: HashSet<&'a str>,
     /// First index of each volume name.
     volume_index: HashMap<&'a str, usize>,
     /// Parsed `emptyDir.sizeLimit` per volume (None: no emptyDir or no sizeLimit).
@@ -383,6 +389,10 @@ impl<'a> PodCtx<'a> {
         for (i, v) in spec.volumes.iter().enumerate() {
             volume_index.entry(v.name.as_str()).or_insert(i);
         }
+        let style = match spec.os.as_ref().and_then(|o| o.name.as_deref()) {
+            Some("windows") => PathStyle::Windows,
+            _ => PathStyle::Linux,
+        };
         let lists = [
             (ContainerKind::Regular, &spec.containers),
             (ContainerKind::Init, &spec.init_containers),
@@ -398,7 +408,12 @@ impl<'a> PodCtx<'a> {
                     normalized_mount_paths: c
                         .volume_mounts
                         .iter()
-                        .map(|m| paths::normalize(&m.mount_path))
+                        .map(|m| paths::normalize_in(&m.mount_path, style))
+                        .collect(),
+                    normalized_device_paths: c
+                        .volume_devices
+                        .iter()
+                        .map(|d| paths::normalize_in(&d.device_path, style))
                         .collect(),
                 })
             })
@@ -414,7 +429,8 @@ impl<'a> PodCtx<'a> {
         PodCtx {
             prefix,
             spec,
-            claim_templates,
+            style,
+            claim_templates: claim_templates.into_iter().collect(),
             containers,
             volume_index,
             size_limits,
@@ -435,7 +451,7 @@ impl<'a> PodCtx<'a> {
     }
 
     pub fn is_claim_template(&self, name: &str) -> bool {
-        self.claim_templates.contains(&name)
+        self.claim_templates.contains(name)
     }
 
     /// Field path of volume `i`.
@@ -516,16 +532,32 @@ pub fn name_list(names: &[&str]) -> String {
 /// Quotes a user-supplied string for a message, shortening long ones so every line stays
 /// well under the apiserver's 256-character warning limit.
 pub fn q(s: &str) -> String {
-    const MAX: usize = 24;
-    if s.chars().count() <= MAX {
-        format!("{s:?}")
-    } else {
-        let head: String = s.chars().take(MAX - 8).collect();
-        let tail: String = {
-            let v: Vec<char> = s.chars().rev().take(6).collect();
-            v.into_iter().rev().collect()
-        };
-        format!("{:?}", format!("{head}…{tail}"))
+    quoted(s).to_string()
+}
+
+/// [`q`] without the allocation, for `format!` arguments in rules that can report tens of
+/// thousands of findings.
+pub fn quoted(s: &str) -> Quoted<'_> {
+    Quoted(s)
+}
+
+/// See [`quoted`].
+pub struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const MAX: usize = 24;
+        let s = self.0;
+        if s.len() <= MAX || s.chars().count() <= MAX {
+            write!(f, "{s:?}")
+        } else {
+            let head: String = s.chars().take(MAX - 8).collect();
+            let tail: String = {
+                let v: Vec<char> = s.chars().rev().take(6).collect();
+                v.into_iter().rev().collect()
+            };
+            write!(f, "{:?}", format!("{head}…{tail}"))
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::paths::PathPattern;
-use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use crate::engine::paths::{PathPattern, PathStyle, WindowsPathPattern, display};
+use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-path-reserved",
@@ -12,12 +12,23 @@ pub const META: RuleMeta = RuleMeta {
     explanation: "Mounting over `/etc`, `/proc`, `/sys`, `/usr` or `/` replaces what the image and the \
          runtime put there and breaks the container or weakens its isolation. Entries of `paths` \
          match exactly, or with a trailing `/**` the path and everything below it, so `/dev/shm` \
-         and `/etc/app` stay allowed by default.",
-    options: &[OptionDoc {
-        name: "paths",
-        schema: || serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^/"}}),
-        help: "reserved paths: `/x` matches exactly /x, `/x/**` matches /x and everything below it",
-    }],
+         and `/etc/app` stay allowed by default. `paths` applies to Linux paths only; Windows paths \
+         (a Pod with `spec.os.name: windows`, or a drive-letter or UNC mountPath) are checked \
+         against `windowsPaths` instead, case-insensitively with `\\` and `/` equal.",
+    options: &[
+        OptionDoc {
+            name: "paths",
+            schema: || serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^/"}}),
+            help: "reserved Linux paths: `/x` matches exactly /x, `/x/**` matches /x and everything below it",
+        },
+        OptionDoc {
+            name: "windowsPaths",
+            schema: || {
+                serde_json::json!({"type": "array", "items": {"type": "string", "pattern": "^([A-Za-z]:[\\\\/]|\\\\\\\\)"}})
+            },
+            help: "reserved Windows paths: `C:\\x` matches exactly C:\\x, `C:\\x\\**` matches C:\\x and everything below it (any case)",
+        },
+    ],
     apiserver: "",
 };
 
@@ -25,6 +36,7 @@ pub const META: RuleMeta = RuleMeta {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Options {
     pub paths: Vec<PathPattern>,
+    pub windows_paths: Vec<WindowsPathPattern>,
 }
 
 impl Default for Options {
@@ -35,6 +47,9 @@ impl Default for Options {
                 .iter()
                 .map(|p| PathPattern::parse(p).expect("default reserved paths are valid"))
                 .collect(),
+            windows_paths: vec![WindowsPathPattern(
+                PathPattern::parse_windows("C:\\Windows\\**").expect("valid Windows pattern"),
+            )],
         }
     }
 }
@@ -42,16 +57,24 @@ impl Default for Options {
 pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         for (j, p) in c.normalized_mount_paths.iter().enumerate() {
-            if let Some(pat) = opts.paths.iter().find(|pat| pat.matches(p)) {
+            let hit = match PathStyle::of_normalized(p) {
+                PathStyle::Linux => opts.paths.iter().find(|pat| pat.matches(p)),
+                PathStyle::Windows => opts
+                    .windows_paths
+                    .iter()
+                    .map(|w| &w.0)
+                    .find(|pat| pat.matches(p)),
+            };
+            if let Some(pat) = hit {
                 out.push(Violation {
                     rule: RuleId::MountPathReserved,
                     path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {} at {}, a reserved path ({}); mount it elsewhere",
-                        q(&c.c.name),
-                        q(&c.c.volume_mounts[j].name),
-                        q(p),
-                        q(&pat.to_string())
+                        quoted(&c.c.name),
+                        quoted(&c.c.volume_mounts[j].name),
+                        quoted(&display(p)),
+                        quoted(&pat.to_string())
                     ),
                 });
             }
@@ -101,5 +124,51 @@ mod tests {
         let policy = "rules:\n  mount-path-reserved: {paths: [\"/opt/**\"]}\n";
         assert_eq!(run_with(R, &pod("/opt/x"), policy).len(), 1);
         assert!(run_with(R, &pod("/etc"), policy).is_empty());
+    }
+
+    // The Linux list applies to Linux paths only: a Windows path (drive letter, UNC, or any
+    // path of a `spec.os.name: windows` Pod, which the kubelet refuses on Linux:
+    // kubernetes/kubernetes pkg/kubelet/lifecycle/predicate.go:rejectPodAdmissionBasedOnOSField
+    // rejects a Pod whose spec.os.name is not the node's OS) is checked against `windowsPaths`. Path forms: tests/data/kubelet/NOTES.md §7.
+    #[rstest]
+    #[case::windows_dir(r"", r"C:\Windows", true)]
+    #[case::windows_child_any_case(r"", "c:/WINDOWS/System32", true)]
+    #[case::docs_data(r"", r"C:\data", false)]
+    #[case::drive_etc_is_not_linux_etc(r"", r"C:\etc", false)]
+    #[case::windows_pod_etc("  os: {name: windows}\n", "/etc", false)]
+    #[case::windows_pod_windows("  os: {name: windows}\n", r"\Windows\Temp", true)]
+    #[case::linux_pod_etc("  os: {name: linux}\n", "/etc", true)]
+    #[case::linux_pod_backslash_windows("", r"\Windows", false)]
+    fn windows(#[case] os: &str, #[case] path: &str, #[case] flagged: bool) {
+        let obj = format!(
+            "kind: Pod\nspec:\n{os}  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: '{path}'}}]}}]\n"
+        );
+        assert_eq!(run(R, &obj).len(), usize::from(flagged), "{path}");
+    }
+
+    #[test]
+    fn a_windows_mount_does_not_switch_off_linux_checks() {
+        let obj = "kind: Pod\nspec:\n  containers: [{name: c, volumeMounts: [{name: a, mountPath: 'C:\\data'}, {name: b, mountPath: /etc}]}]\n";
+        assert_eq!(paths(&run(R, obj)), ["spec.containers[0].volumeMounts[1]"]);
+    }
+
+    #[test]
+    fn configured_windows_paths_replace_the_default() {
+        let policy = "rules:\n  mount-path-reserved: {windowsPaths: ['D:\\secrets\\**']}\n";
+        let pod = |p: &str| {
+            format!("kind: Pod\nspec:\n  containers: [{{name: c, volumeMounts: [{{name: a, mountPath: '{p}'}}]}}]\n")
+        };
+        assert_eq!(run_with(R, &pod(r"d:\Secrets\x"), policy).len(), 1);
+        assert!(run_with(R, &pod(r"C:\Windows"), policy).is_empty());
+        assert_eq!(run_with(R, &pod("/etc"), policy).len(), 1, "Linux list kept");
+    }
+
+    #[test]
+    fn windows_paths_must_be_windows_absolute() {
+        use crate::engine::policy::Policy;
+        for bad in ["/etc", "Windows", "C:Windows"] {
+            let policy = format!("rules:\n  mount-path-reserved: {{windowsPaths: ['{bad}']}}\n");
+            assert!(Policy::parse(&policy, "p.yaml").is_err(), "{bad}");
+        }
     }
 }

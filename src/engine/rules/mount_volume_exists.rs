@@ -1,6 +1,6 @@
 //! `mount-volume-exists`: every volumeMount and volumeDevice names a declared volume.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-volume-exists",
@@ -26,8 +26,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                     path: c.mount_field(ctx.prefix, j),
                     message: format!(
                         "container {} mounts {}, which is not a volume of the Pod; add the volume or fix the name",
-                        q(&c.c.name),
-                        q(&m.name)
+                        quoted(&c.c.name),
+                        quoted(&m.name)
                     ),
                 });
             }
@@ -39,8 +39,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                     path: c.device_field(ctx.prefix, j),
                     message: format!(
                         "container {} uses device {}, which is not a volume of the Pod; add the volume or fix the name",
-                        q(&c.c.name),
-                        q(&d.name)
+                        quoted(&c.c.name),
+                        quoted(&d.name)
                     ),
                 });
             }
