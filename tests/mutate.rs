@@ -158,9 +158,13 @@ async fn patches_pods_and_templates_idempotently_and_the_result_is_admitted() {
         ),
         (
             "CronJob",
-            json!([{"name": "shm", "emptyDir": {"medium": "Memory"}}, {"name": "huge", "emptyDir": {"medium": "HugePages"}}]),
+            // The tmpfs alone would be admitted (the Pod's 1Gi memory limit bounds it); the
+            // unsized disk emptyDir is what the default rules deny.
+            json!([{"name": "shm", "emptyDir": {"medium": "Memory"}}, {"name": "huge", "emptyDir": {"medium": "HugePages"}},
+                   {"name": "scratch", "emptyDir": {}}]),
             json!([{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
-                   {"name": "huge", "emptyDir": {"medium": "HugePages"}}]),
+                   {"name": "huge", "emptyDir": {"medium": "HugePages"}},
+                   {"name": "scratch", "emptyDir": {"sizeLimit": "1Gi"}}]),
         ),
         (
             "StatefulSet",

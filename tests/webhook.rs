@@ -43,7 +43,7 @@ async fn deny_warn_audit_over_http1_and_http2() {
         assert_eq!(resp["status"]["reason"], "Forbidden");
         assert_eq!(
             resp["status"]["message"],
-            "[emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit; set sizeLimit (at most 10Gi)"
+            "[emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit and the Pod has no ephemeral-storage limit; set sizeLimit (at most 10Gi)"
         );
         // Fixed: allowed, nothing to say (the projected token volume is mounted, so not unused).
         let ok = client
@@ -539,7 +539,7 @@ async fn update_that_shifts_indexes_introduces_nothing() {
     assert_eq!(resp["allowed"], false, "{resp}");
     assert_eq!(
         resp["status"]["message"],
-        "[emptydir-size-limit-required] spec.template.spec.volumes[2].emptyDir: emptyDir \"more\" has no sizeLimit; set sizeLimit (at most 10Gi)"
+        "[emptydir-size-limit-required] spec.template.spec.volumes[2].emptyDir: emptyDir \"more\" has no sizeLimit and the Pod has no ephemeral-storage limit; set sizeLimit (at most 10Gi)"
     );
 }
 
