@@ -123,11 +123,22 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
         .iter()
         .filter(|o| o.allowed && !o.violations.is_empty())
         .count();
+    // Objects in an exempt namespace were not judged: counted apart, not as clean.
+    let exempt = result
+        .objects
+        .iter()
+        .filter(|o| o.skipped.is_some())
+        .count();
+    let exempt_note = if exempt > 0 {
+        format!(", {exempt} in exempt namespaces")
+    } else {
+        String::new()
+    };
     writeln!(
         out,
-        "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean; {} input errors",
+        "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean{exempt_note}; {} input errors",
         result.objects.len(),
-        result.objects.len() - denied - with_findings,
+        result.objects.len() - denied - with_findings - exempt,
         result.errors.len()
     )
 }
