@@ -52,6 +52,12 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub policy_generation: Gauge,
     pub policy_info: Family<PolicyLabels, Gauge>,
+    /// Requests refused or dropped to protect the server, by reason.
+    pub shed: Family<ReasonLabels, Counter>,
+    /// Evaluations waiting for a worker (set when /metrics is read).
+    pub evaluations_queued: Gauge,
+    /// Bytes of request and response bodies held (set when /metrics is read).
+    pub body_memory_bytes: Gauge,
 }
 
 impl Default for Metrics {
@@ -112,6 +118,24 @@ impl Metrics {
             "The policy in force: hash and source (value 1)",
             policy_info.clone(),
         );
+        let shed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "shed_requests",
+            "Requests refused or dropped under load (queue_full, body_memory, client_gone, deadline)",
+            shed.clone(),
+        );
+        let evaluations_queued = Gauge::default();
+        registry.register(
+            "evaluations_queued",
+            "Evaluations waiting for a worker",
+            evaluations_queued.clone(),
+        );
+        let body_memory_bytes = Gauge::default();
+        registry.register(
+            "body_memory_bytes",
+            "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
+            body_memory_bytes.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -129,6 +153,9 @@ impl Metrics {
             cert_reloads,
             policy_generation,
             policy_info,
+            shed,
+            evaluations_queued,
+            body_memory_bytes,
         }
     }
 
@@ -143,6 +170,10 @@ impl Metrics {
         self.bad_requests
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn reload(&self, result: &'static str) {
