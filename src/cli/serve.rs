@@ -100,7 +100,8 @@ pub struct LimitArgs {
     /// Concurrent HTTP/2 streams per connection.
     #[arg(long, env = "VOLGUARD_HTTP2_MAX_STREAMS", default_value_t = server::DEFAULT_HTTP2_MAX_STREAMS)]
     pub http2_max_streams: u32,
-    /// Open connections on the admin port; more are closed at once.
+    /// Open connections on the admin port; past it the oldest one with no request in flight
+    /// is closed to make room (a new one is refused only if all are busy).
     #[arg(long, env = "VOLGUARD_ADMIN_MAX_CONNECTIONS", default_value_t = server::DEFAULT_ADMIN_MAX_CONNECTIONS)]
     pub admin_max_connections: usize,
 }

@@ -16,8 +16,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,7 +25,6 @@ use tokio::time::Instant;
 use axum::http::{Request, Response};
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Timeouts enforced on every connection.
 #[derive(Debug, Clone, Copy)]
@@ -51,6 +50,10 @@ pub struct ConnState {
     /// Answers handed to the connection and not yet taken by it: id → when ready.
     pending: Mutex<Vec<(u64, Instant)>>,
     next_id: AtomicU64,
+    /// Set to close the connection to make room for a new one (connection cap).
+    evict: AtomicBool,
+    /// The connection task, to wake it when evicted.
+    waker: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
@@ -61,6 +64,16 @@ impl ConnState {
             in_flight: AtomicUsize::new(0),
             pending: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
+            evict: AtomicBool::new(false),
+            waker: Mutex::new(None),
+        }
+    }
+
+    /// Closes the connection soon (its task is woken).
+    fn evict(&self) {
+        self.evict.store(true, Ordering::Release);
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
         }
     }
 
@@ -113,28 +126,36 @@ pub struct GuardedIo<S> {
     limits: Limits,
     tick: Pin<Box<tokio::time::Sleep>>,
     write_blocked_since: Option<Instant>,
-    _permit: Option<OwnedSemaphorePermit>,
+    /// Under a connection cap: the task's waker is kept so an eviction can wake it.
+    evictable: bool,
 }
 
 impl<S> GuardedIo<S> {
-    fn new(
-        inner: S,
-        conn: Arc<ConnState>,
-        limits: Limits,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Self {
+    fn new(inner: S, conn: Arc<ConnState>, limits: Limits, evictable: bool) -> Self {
         GuardedIo {
             inner,
             conn,
             limits,
             tick: Box::pin(tokio::time::sleep(limits.tick())),
             write_blocked_since: None,
-            _permit: permit,
+            evictable,
         }
     }
 
     /// Registers the tick with the task; when it fires, checks the deadlines.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.evictable {
+            if self.conn.evict.load(Ordering::Acquire) {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "too many connections: closing an idle one",
+                ));
+            }
+            let mut w = self.conn.waker.lock().unwrap_or_else(|e| e.into_inner());
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
         while self.tick.as_mut().poll(cx).is_ready() {
             if let Some(why) = self.conn.verdict(&self.limits, self.write_blocked_since) {
                 tracing::debug!(reason = why, "closing connection");
@@ -319,16 +340,48 @@ impl<B: http_body::Body + Unpin> http_body::Body for TrackedBody<B> {
     }
 }
 
-/// The acceptor for both listeners: refuses sockets once `closed` (shutdown) or when
-/// `max_connections` are open, sets TCP_NODELAY (without it small HTTP/2 frames wait for
+/// The acceptor for both listeners: refuses sockets once `closed` (shutdown); past
+/// `max_connections` open, closes the oldest connection with no request in flight to make
+/// room (so a flood of idle or slow connections cannot lock out a health probe), or
+/// refuses the new one if every connection is busy; sets TCP_NODELAY (without it small HTTP/2 frames wait for
 /// the peer's delayed ACK, ~40 ms), and wraps the socket and the service in the guards
 /// before handing them to `inner` (TLS on the webhook port, nothing on the admin port).
 #[derive(Clone)]
 pub struct Guard<A> {
     inner: A,
     limits: Limits,
-    connections: Option<Arc<Semaphore>>,
+    cap: Option<Arc<Cap>>,
     pub closed: Arc<AtomicBool>,
+}
+
+/// Open connections under a cap, oldest first.
+struct Cap {
+    max: usize,
+    open: Mutex<Vec<Weak<ConnState>>>,
+}
+
+impl Cap {
+    /// Registers a new connection; false when it must be refused.
+    fn admit(&self, conn: &Arc<ConnState>) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        open.retain(|w| w.strong_count() > 0);
+        let live = open
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|c| !c.evict.load(Ordering::Acquire))
+            .collect::<Vec<_>>();
+        if live.len() >= self.max {
+            let Some(victim) = live
+                .iter()
+                .find(|c| c.in_flight.load(Ordering::Acquire) == 0)
+            else {
+                return false;
+            };
+            victim.evict();
+        }
+        open.push(Arc::downgrade(conn));
+        true
+    }
 }
 
 impl<A> Guard<A> {
@@ -336,7 +389,12 @@ impl<A> Guard<A> {
         Guard {
             inner,
             limits,
-            connections: max_connections.map(|n| Arc::new(Semaphore::new(n))),
+            cap: max_connections.map(|max| {
+                Arc::new(Cap {
+                    max: max.max(1),
+                    open: Mutex::new(Vec::new()),
+                })
+            }),
             closed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -361,21 +419,17 @@ where
             drop(stream);
             return refuse("shutting down");
         }
-        let permit = match &self.connections {
-            None => None,
-            Some(sem) => match sem.clone().try_acquire_owned() {
-                Ok(p) => Some(p),
-                Err(_) => {
-                    drop(stream);
-                    return refuse("too many connections");
-                }
-            },
-        };
+        let conn = Arc::new(ConnState::new());
+        if let Some(cap) = &self.cap
+            && !cap.admit(&conn)
+        {
+            drop(stream);
+            return refuse("too many connections, all busy");
+        }
         if let Err(e) = stream.set_nodelay(true) {
             return Box::pin(async move { Err(e) });
         }
-        let conn = Arc::new(ConnState::new());
-        let io = GuardedIo::new(stream, conn.clone(), self.limits, permit);
+        let io = GuardedIo::new(stream, conn.clone(), self.limits, self.cap.is_some());
         let service = ConnService {
             inner: service,
             conn,
@@ -526,7 +580,7 @@ mod tests {
         };
         let conn = Arc::new(ConnState::new());
         let (a, _b) = tokio::io::duplex(64);
-        let mut io = GuardedIo::new(a, conn.clone(), limits, None);
+        let mut io = GuardedIo::new(a, conn.clone(), limits, false);
         let mut buf = [0u8; 8];
         // Busy: a request in flight keeps the connection open past the idle timeout.
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -557,7 +611,7 @@ mod tests {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         conn.pending.lock().unwrap().push((0, Instant::now()));
         let (a, _b) = tokio::io::duplex(64);
-        let mut io = GuardedIo::new(a, conn.clone(), limits, None);
+        let mut io = GuardedIo::new(a, conn.clone(), limits, false);
         let mut buf = [0u8; 8];
         let started = Instant::now();
         let err = tokio::io::AsyncReadExt::read(&mut io, &mut buf)
@@ -565,6 +619,41 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.to_string(), "answer not taken by the client");
         assert!(started.elapsed() >= Duration::from_millis(100));
+    }
+
+    #[tokio::test]
+    async fn over_the_cap_the_oldest_idle_connection_makes_room() {
+        let limits = Limits {
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(60),
+        };
+        let cap = Cap {
+            max: 2,
+            open: Mutex::new(Vec::new()),
+        };
+        let busy = Arc::new(ConnState::new());
+        busy.in_flight.fetch_add(1, Ordering::AcqRel);
+        let idle = Arc::new(ConnState::new());
+        assert!(cap.admit(&busy));
+        assert!(cap.admit(&idle));
+        let (a, _b) = tokio::io::duplex(64);
+        let mut io = GuardedIo::new(a, idle.clone(), limits, true);
+        let mut buf = [0u8; 8];
+        let reading =
+            tokio::spawn(async move { tokio::io::AsyncReadExt::read(&mut io, &mut buf).await });
+        tokio::task::yield_now().await;
+        let newcomer = Arc::new(ConnState::new());
+        assert!(cap.admit(&newcomer), "the idle one makes room");
+        let err = tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .expect("the evicted connection is woken at once")
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("too many connections"), "{err}");
+        assert!(!busy.evict.load(Ordering::Acquire));
+        // Now both open connections are busy: a new one is refused.
+        newcomer.in_flight.fetch_add(1, Ordering::AcqRel);
+        assert!(!cap.admit(&Arc::new(ConnState::new())));
     }
 
     #[tokio::test]
@@ -577,7 +666,7 @@ mod tests {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         // The peer never reads: the pipe fills and the write blocks.
         let (a, _b) = tokio::io::duplex(16);
-        let mut io = GuardedIo::new(a, conn, limits, None);
+        let mut io = GuardedIo::new(a, conn, limits, false);
         let err = tokio::io::AsyncWriteExt::write_all(&mut io, &[0u8; 64])
             .await
             .unwrap_err();
