@@ -313,9 +313,15 @@ async fn read_body(
             if len > limit {
                 return Err(("too_large", too_large(limit)));
             }
-            if len > reservation.bytes() && !reservation.grow(len - reservation.bytes()) {
-                st.metrics.shed("body_memory");
-                return Err(("overloaded", body_memory_full()));
+            if len > reservation.bytes() {
+                // Without a Content-Length the buffer grows by doubling; what is reserved is
+                // its capacity, not just what has arrived.
+                let want = len.max(reservation.bytes() * 2).max(64 * 1024).min(limit);
+                if !reservation.grow(want - reservation.bytes()) {
+                    st.metrics.shed("body_memory");
+                    return Err(("overloaded", body_memory_full()));
+                }
+                buf.reserve_exact(want - buf.len());
             }
             buf.extend_from_slice(&data);
         }
