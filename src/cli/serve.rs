@@ -76,8 +76,8 @@ pub struct LimitArgs {
     /// request) before the connection is closed.
     #[arg(long, env = "VOLGUARD_HEADER_READ_TIMEOUT", default_value_t = 5.0)]
     pub header_read_timeout: f64,
-    /// Evaluation worker threads (0: one per available core). Evaluation never runs on the
-    /// threads that serve connections.
+    /// Evaluation worker threads (0: one per available core), plus one kept for small
+    /// bodies (<= 256 KiB). Evaluation never runs on the threads that serve connections.
     #[arg(long, env = "VOLGUARD_MAX_CONCURRENT_EVALUATIONS", default_value_t = 0)]
     pub max_concurrent_evaluations: usize,
     /// Evaluations waiting for a worker; more get 503 with Retry-After at once.

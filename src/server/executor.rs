@@ -6,9 +6,8 @@
 //! whose deadline has passed is dropped when it is dequeued, not run. When the queue is
 //! full, [`Executor::submit`] fails at once and the caller answers 503.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -27,10 +26,34 @@ pub enum Dropped {
 /// Reports jobs that were not run (for metrics).
 pub type OnDropped = Arc<dyn Fn(Dropped) + Send + Sync>;
 
+/// How big a job is: small jobs (ordinary reviews) go first, and one worker takes only
+/// them, so a few huge requests cannot hold up every ordinary one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Small,
+    Large,
+}
+
+#[derive(Default)]
+struct Queues {
+    small: VecDeque<Task>,
+    large: VecDeque<Task>,
+    running: usize,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 pub struct Executor {
-    queue: SyncSender<Task>,
-    queued: Arc<AtomicUsize>,
-    running: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
     workers: usize,
     capacity: usize,
     on_dropped: OnDropped,
@@ -41,25 +64,28 @@ pub struct Executor {
 pub struct Full;
 
 impl Executor {
-    /// `workers` threads and room for `queue` waiting jobs.
+    /// `workers` threads that take any job, one more that takes only small ones, and room
+    /// for `queue` waiting jobs.
     pub fn new(workers: usize, queue: usize, on_dropped: OnDropped) -> std::io::Result<Self> {
         let workers = workers.max(1);
-        let (tx, rx) = mpsc::sync_channel::<Task>(queue);
-        let rx = Arc::new(Mutex::new(rx));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let running = Arc::new(AtomicUsize::new(0));
-        for i in 0..workers {
-            let rx = rx.clone();
-            let queued = queued.clone();
-            let running = running.clone();
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+        });
+        for i in 0..=workers {
+            let shared = shared.clone();
+            let small_only = i == workers;
+            let name = if small_only {
+                "volguard-eval-small".to_owned()
+            } else {
+                format!("volguard-eval-{i}")
+            };
             std::thread::Builder::new()
-                .name(format!("volguard-eval-{i}"))
-                .spawn(move || worker(&rx, &queued, &running))?;
+                .name(name)
+                .spawn(move || worker(&shared, small_only))?;
         }
         Ok(Executor {
-            queue: tx,
-            queued,
-            running,
+            shared,
             workers,
             capacity: queue,
             on_dropped,
@@ -68,14 +94,16 @@ impl Executor {
 
     /// The number of jobs waiting.
     pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        let q = self.shared.lock();
+        q.small.len() + q.large.len()
     }
 
     /// The number of jobs being run.
     pub fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        self.shared.lock().running
     }
 
+    /// Worker threads taking any job (one more takes only small ones).
     pub fn workers(&self) -> usize {
         self.workers
     }
@@ -85,8 +113,14 @@ impl Executor {
     }
 
     /// Queues `job`; its result arrives on the receiver unless the receiver is dropped or
-    /// `deadline` passes first (then the job does not run).
-    pub fn submit<T, F>(&self, deadline: Instant, job: F) -> Result<oneshot::Receiver<T>, Full>
+    /// `deadline` passes first (then the job does not run). A job that finds a worker idle
+    /// is taken at once even with a queue of zero.
+    pub fn submit<T, F>(
+        &self,
+        deadline: Instant,
+        size: Size,
+        job: F,
+    ) -> Result<oneshot::Receiver<T>, Full>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -94,48 +128,63 @@ impl Executor {
         let (tx, rx) = oneshot::channel();
         let on_dropped = self.on_dropped.clone();
         let task: Task = Box::new(move || {
-            if tx.is_closed() {
-                on_dropped(Dropped::Gone);
-            } else if Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 on_dropped(Dropped::Late);
+            } else if tx.is_closed() {
+                on_dropped(Dropped::Gone);
             } else {
                 let _ = tx.send(job());
             }
         });
-        // Counted before sending so a worker never sees a count below zero.
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        match self.queue.try_send(task) {
-            Ok(()) => Ok(rx),
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(Full)
-            }
+        let mut q = self.shared.lock();
+        let waiting = q.small.len() + q.large.len();
+        // Workers that could take this job now: all of them for a small job.
+        let able = match size {
+            Size::Small => self.workers + 1,
+            Size::Large => self.workers,
+        };
+        let idle = able.saturating_sub(q.running + waiting);
+        if waiting >= self.capacity + idle {
+            return Err(Full);
         }
+        match size {
+            Size::Small => q.small.push_back(task),
+            Size::Large => q.large.push_back(task),
+        }
+        drop(q);
+        self.shared.work.notify_all();
+        Ok(rx)
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Task>>, queued: &AtomicUsize, running: &AtomicUsize) {
+fn worker(shared: &Shared, small_only: bool) {
     loop {
         let task = {
-            let guard = rx.lock().unwrap_or_else(|e| e.into_inner());
-            match guard.recv() {
-                Ok(t) => t,
-                Err(_) => return,
+            let mut q = shared.lock();
+            loop {
+                let next = match q.small.pop_front() {
+                    Some(t) => Some(t),
+                    None if !small_only => q.large.pop_front(),
+                    None => None,
+                };
+                if let Some(t) = next {
+                    q.running += 1;
+                    break t;
+                }
+                q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
             }
         };
-        queued.fetch_sub(1, Ordering::Relaxed);
-        running.fetch_add(1, Ordering::Relaxed);
         // A panicking job must not take the worker with it; its submitter sees the result
         // channel closed.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
-        running.fetch_sub(1, Ordering::Relaxed);
+        shared.lock().running -= 1;
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::Duration;
 
     fn counting() -> (OnDropped, Arc<Mutex<Vec<Dropped>>>) {
@@ -144,31 +193,66 @@ mod tests {
         (Arc::new(move |d| s.lock().unwrap().push(d)), seen)
     }
 
+    /// A large job that holds its worker until released, and a flag set once it runs.
+    fn blocker(
+        ex: &Executor,
+        far: Instant,
+    ) -> (
+        oneshot::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+        Arc<AtomicBool>,
+    ) {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let started = Arc::new(AtomicBool::new(false));
+        let s = started.clone();
+        let rx = ex
+            .submit(far, Size::Large, move || {
+                s.store(true, Ordering::SeqCst);
+                release_rx.recv().unwrap();
+            })
+            .unwrap();
+        (rx, release_tx, started)
+    }
+
+    async fn until(flag: &AtomicBool) {
+        while !flag.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
     #[tokio::test]
     async fn runs_jobs_and_refuses_when_full() {
         let (on_dropped, _) = counting();
         let ex = Executor::new(1, 1, on_dropped).unwrap();
         let far = Instant::now() + Duration::from_secs(60);
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let started = Arc::new(AtomicBool::new(false));
-        let s = started.clone();
-        // Occupies the only worker until released.
-        let first = ex
-            .submit(far, move || {
-                s.store(true, Ordering::SeqCst);
-                release_rx.recv().unwrap();
-                1
-            })
-            .unwrap();
-        while !started.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
-        let second = ex.submit(far, || 2).unwrap();
+        // Occupies the only general worker until released.
+        let (first, release, started) = blocker(&ex, far);
+        until(&started).await;
+        let second = ex.submit(far, Size::Large, || 2).unwrap();
         assert_eq!(ex.queued(), 1);
-        assert!(ex.submit(far, || 3).is_err(), "queue of one is full");
-        release_tx.send(()).unwrap();
-        assert_eq!(first.await.unwrap(), 1);
+        assert!(
+            ex.submit(far, Size::Large, || 3).is_err(),
+            "queue of one is full"
+        );
+        release.send(()).unwrap();
+        first.await.unwrap();
         assert_eq!(second.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn small_jobs_pass_large_ones() {
+        let (on_dropped, _) = counting();
+        let ex = Executor::new(1, 0, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (first, release, started) = blocker(&ex, far);
+        until(&started).await;
+        // The general worker is busy and there is no queue: a large job is refused, a
+        // small one goes to the worker kept for small jobs.
+        assert!(ex.submit(far, Size::Large, || 0).is_err());
+        let small = ex.submit(far, Size::Small, || 7).unwrap();
+        assert_eq!(small.await.unwrap(), 7);
+        release.send(()).unwrap();
+        first.await.unwrap();
     }
 
     #[tokio::test]
@@ -176,24 +260,24 @@ mod tests {
         let (on_dropped, seen) = counting();
         let ex = Executor::new(1, 4, on_dropped).unwrap();
         let far = Instant::now() + Duration::from_secs(60);
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let blocker = ex.submit(far, move || release_rx.recv().unwrap()).unwrap();
+        let (blocked, release_tx, started) = blocker(&ex, far);
+        until(&started).await;
         let ran = Arc::new(AtomicUsize::new(0));
         let r = ran.clone();
         let gone = ex
-            .submit(far, move || {
+            .submit(far, Size::Large, move || {
                 r.fetch_add(1, Ordering::SeqCst);
             })
             .unwrap();
         drop(gone);
         let r = ran.clone();
         let late = ex
-            .submit(Instant::now(), move || {
+            .submit(Instant::now(), Size::Large, move || {
                 r.fetch_add(1, Ordering::SeqCst);
             })
             .unwrap();
         release_tx.send(()).unwrap();
-        blocker.await.unwrap();
+        blocked.await.unwrap();
         assert!(late.await.is_err(), "a late job sends nothing");
         assert_eq!(ran.load(Ordering::SeqCst), 0);
         assert_eq!(*seen.lock().unwrap(), vec![Dropped::Gone, Dropped::Late]);

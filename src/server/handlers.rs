@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::conn::{BudgetedBody, Reservation};
+use super::executor::Size;
 use super::metrics::{RequestLabels, ViolationLabels};
 use super::{AppState, MAX_REQUEST_TIME};
 use crate::admission::{self, RequestIn};
@@ -48,7 +49,12 @@ pub async fn validate(
         }
     };
     let job_state = st.clone();
-    let answer = st.executor.submit(deadline, move || {
+    let size = if bytes.len() <= SMALL_BODY {
+        Size::Small
+    } else {
+        Size::Large
+    };
+    let answer = st.executor.submit(deadline, size, move || {
         evaluate(&job_state, bytes, reservation, start)
     });
     let Ok(answer) = answer else {
@@ -77,6 +83,10 @@ pub async fn validate(
         ),
     }
 }
+
+/// Bodies up to this size are "small" evaluations: they go first, and one worker is kept
+/// for them (an ordinary review is a few KiB; the apiserver's largest objects are MiBs).
+const SMALL_BODY: usize = 256 * 1024;
 
 /// Decode, judge, encode, record: runs on an evaluation worker.
 fn evaluate(
