@@ -33,7 +33,9 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Upper bound on the time spent on one request when the apiserver gives no `?timeout=`.
 pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
 /// Default bytes of request and response bodies held across all connections.
-pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// With the ~10 MiB the process needs besides, this keeps a Pod well inside the chart's
+/// 128Mi limit; it still admits 16 requests of the apiserver's largest (3 MiB) objects.
+pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 48 * 1024 * 1024;
 /// Default evaluations waiting for a worker before new ones get 503.
 pub const DEFAULT_MAX_QUEUED_EVALUATIONS: usize = 64;
 /// Default HTTP/2 streams per connection.

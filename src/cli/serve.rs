@@ -88,7 +88,7 @@ pub struct LimitArgs {
     #[arg(long, env = "VOLGUARD_BODY_MEMORY_BUDGET_BYTES", default_value_t = server::DEFAULT_BODY_MEMORY_BUDGET_BYTES)]
     pub body_memory_budget_bytes: usize,
     /// Seconds a connection with no request in flight may stay silent before it is closed.
-    #[arg(long, env = "VOLGUARD_IDLE_TIMEOUT", default_value_t = 60.0)]
+    #[arg(long, env = "VOLGUARD_IDLE_TIMEOUT", default_value_t = 120.0)]
     pub idle_timeout: f64,
     /// Seconds the TLS handshake may take.
     #[arg(long, env = "VOLGUARD_TLS_HANDSHAKE_TIMEOUT", default_value_t = 5.0)]

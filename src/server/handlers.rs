@@ -95,9 +95,11 @@ fn evaluate(
     reservation: Reservation,
     start: Instant,
 ) -> Result<Vec<u8>, String> {
+    // The body's reservation is kept until the answer is encoded: it stands for the
+    // decoded request and the verdict built from it.
+    let _reservation = reservation;
     let decoded = admission::decode(&bytes);
     drop(bytes);
-    drop(reservation);
     let req = match decoded {
         Ok(r) => r,
         Err(e) => {
