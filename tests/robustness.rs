@@ -178,6 +178,51 @@ async fn body_memory_budget_refuses_new_bodies_at_once() {
     assert_eq!(metric(&m, "volguard_body_memory_bytes"), 0.0, "{m}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_streams_do_not_stall_their_http2_connection() {
+    let server = Server::start(&["--body-memory-budget-bytes", "10000000"]);
+    let conn = server.client(Version::Http2).connect().await.unwrap();
+    // Eight 4 MB bodies on one connection: two fit in the budget, the others are refused;
+    // the refused streams' data must not block the accepted ones.
+    let body = bytes::Bytes::from(padded_review("h2", 4_000_000));
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let mut c = conn.fork().unwrap();
+            let body = body.clone();
+            tokio::spawn(async move { c.send("POST", "/validate", body).await.unwrap() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        let r = tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .expect("a stream stalled")
+            .unwrap();
+        if r.status == 200 {
+            assert_eq!(r.json()["response"]["uid"], "h2");
+        }
+        statuses.push(r.status);
+    }
+    statuses.sort();
+    assert!(statuses.contains(&200), "{statuses:?}");
+    assert!(statuses.contains(&503), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    // And the connection still carries requests.
+    let mut c = conn.fork().unwrap();
+    let r = c
+        .send(
+            "POST",
+            "/validate",
+            serde_json::to_vec(&seed_create("next")).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
+
 #[tokio::test]
 async fn expect_continue_over_the_limit_gets_413_without_100() {
     let server = Server::start(&["--max-body-bytes", "100000"]);

@@ -328,6 +328,18 @@ impl Client {
 }
 
 impl Conn {
+    /// Another handle on the same HTTP/2 connection (for concurrent streams).
+    pub fn fork(&self) -> Option<Conn> {
+        match &self.sender {
+            Sender::H2(s) => Some(Conn {
+                alpn: self.alpn.clone(),
+                peer_cert: self.peer_cert.clone(),
+                sender: Sender::H2(s.clone()),
+            }),
+            Sender::H1(_) => None,
+        }
+    }
+
     /// True once the server has closed the connection.
     pub fn is_closed(&self) -> bool {
         match &self.sender {
