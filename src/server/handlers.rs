@@ -64,11 +64,18 @@ pub async fn validate(
     let remaining = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(remaining, answer).await {
         Ok(Ok(Ok(body))) => {
+            // What is held until the client takes it is exactly the answer, not the spare
+            // capacity of the buffer it was encoded into.
+            let body = if body.capacity() - body.len() > body.len() / 8 {
+                Bytes::copy_from_slice(&body)
+            } else {
+                Bytes::from(body)
+            };
             // The answer's bytes count against the budget until the connection has taken
             // them (a client that does not read cannot pile answers up unnoticed).
             let mut held = st.budget.empty();
             held.force(body.len());
-            let mut res = Response::new(Body::new(BudgetedBody::new(body.into(), held)));
+            let mut res = Response::new(Body::new(BudgetedBody::new(body, held)));
             res.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
