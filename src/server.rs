@@ -38,8 +38,9 @@ pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
 pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 48 * 1024 * 1024;
 /// Default evaluations waiting for a worker before new ones get 503.
 pub const DEFAULT_MAX_QUEUED_EVALUATIONS: usize = 64;
-/// Default HTTP/2 streams per connection.
-pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 32;
+/// Default HTTP/2 streams per connection: what one connection can hold in answers its
+/// client does not take (the apiserver opens another connection when it needs more).
+pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 16;
 /// Default connections on the admin port.
 pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 /// HTTP/2: while streams are open, a PING this often; no answer within the timeout closes.

@@ -64,13 +64,6 @@ pub async fn validate(
     let remaining = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(remaining, answer).await {
         Ok(Ok(Ok(body))) => {
-            // What is held until the client takes it is exactly the answer, not the spare
-            // capacity of the buffer it was encoded into.
-            let body = if body.capacity() - body.len() > body.len() / 8 {
-                Bytes::copy_from_slice(&body)
-            } else {
-                Bytes::from(body)
-            };
             // The answer's bytes count against the budget until the connection has taken
             // them (a client that does not read cannot pile answers up unnoticed).
             let mut held = st.budget.empty();
@@ -101,7 +94,7 @@ fn evaluate(
     bytes: Bytes,
     reservation: Reservation,
     start: Instant,
-) -> Result<Vec<u8>, String> {
+) -> Result<Bytes, String> {
     // The body's reservation is kept until the answer is encoded: it stands for the
     // decoded request and the verdict built from it.
     let _reservation = reservation;
@@ -118,7 +111,14 @@ fn evaluate(
     let verdict = req.judge(&loaded.policy);
     let body = admission::encode(admission::response(&req.uid, &verdict));
     record(st, &req, &verdict, loaded.generation, start.elapsed());
-    Ok(body)
+    // What is held until the client takes it is exactly the answer, not the spare capacity
+    // of the buffer it was encoded into (copied here, so that buffer is freed by the thread
+    // that allocated it).
+    Ok(if body.capacity() - body.len() > body.len() / 8 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        Bytes::from(body)
+    })
 }
 
 /// 503 with `Retry-After`, at once and without reading the body (and so, over HTTP/1.1,
