@@ -1,6 +1,7 @@
 //! The webhook's request handlers: read the body, decode it with [`crate::admission`], ask
 //! the engine, encode the answer, record metrics and a log line.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
@@ -54,8 +55,17 @@ pub async fn validate(
     } else {
         Size::Large
     };
+    // The body waits in the queue in a slot the handler empties if it goes away (client
+    // gone, deadline passed), so a dead job's memory is freed at once, not at dequeue.
+    let input = Arc::new(Mutex::new(Some((bytes, reservation))));
+    let slot = input.clone();
+    let _free_if_abandoned = FreeOnDrop(input);
     let answer = st.executor.submit(deadline, size, move || {
-        evaluate(&job_state, bytes, reservation, start)
+        let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            Some((bytes, reservation)) => evaluate(&job_state, bytes, reservation, start),
+            None => Err("abandoned".to_owned()),
+        }
     });
     let Ok(answer) = answer else {
         st.metrics.shed("queue_full");
@@ -81,6 +91,16 @@ pub async fn validate(
             StatusCode::SERVICE_UNAVAILABLE,
             "evaluation not finished within the request timeout",
         ),
+    }
+}
+
+/// Empties the body slot when dropped.
+struct FreeOnDrop(Arc<Mutex<Option<(Bytes, Reservation)>>>);
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(taken);
     }
 }
 
