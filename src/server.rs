@@ -12,10 +12,14 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
+use axum_server::accept::DefaultAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use crate::source::{self, PolicyStore};
 
+pub mod conn;
 pub mod drain;
+pub mod executor;
 pub mod handlers;
 pub mod health;
 pub mod metrics;
@@ -28,6 +32,26 @@ use metrics::Metrics;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 /// Upper bound on the time spent on one request when the apiserver gives no `?timeout=`.
 pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
+/// Default bytes of request and response bodies held across all connections.
+/// With the ~10 MiB the process needs besides, this keeps a Pod well inside the chart's
+/// 128Mi limit; it still admits 16 requests of the apiserver's largest (3 MiB) objects.
+pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 48 * 1024 * 1024;
+/// Default evaluations waiting for a worker before new ones get 503.
+pub const DEFAULT_MAX_QUEUED_EVALUATIONS: usize = 64;
+/// Default HTTP/2 streams per connection: what one connection can hold in answers its
+/// client does not take (the apiserver opens another connection when it needs more).
+pub const DEFAULT_HTTP2_MAX_STREAMS: u32 = 16;
+/// Default connections on the admin port.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+/// HTTP/2: while streams are open, a PING this often; no answer within the timeout closes.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Per-stream and per-connection HTTP/2 receive windows: what a client may send before we
+/// read it.
+const HTTP2_STREAM_WINDOW: u32 = 256 * 1024;
+const HTTP2_CONN_WINDOW: u32 = 1024 * 1024;
+/// HTTP/1.1 read buffer (headers); bodies are read into the budget.
+const HTTP1_MAX_BUF: usize = 64 * 1024;
 
 /// Where the policy comes from.
 #[derive(Debug, Clone)]
@@ -57,6 +81,23 @@ pub struct ServeConfig {
     /// How often certificate and policy files are checked.
     pub reload_interval: Duration,
     pub header_read_timeout: Duration,
+    /// Evaluation worker threads (0: one per available core).
+    pub max_concurrent_evaluations: usize,
+    /// Evaluations waiting for a worker; beyond it, 503 at once.
+    pub max_queued_evaluations: usize,
+    /// Bytes of request and response bodies held across all connections; beyond it, 503.
+    pub body_memory_budget_bytes: usize,
+    /// A connection with no request in flight and nothing received this long is closed.
+    pub idle_timeout: Duration,
+    /// The TLS handshake must finish within this.
+    pub tls_handshake_timeout: Duration,
+    /// An answer not taken by the client (socket or HTTP/2 window) within this closes the
+    /// connection.
+    pub write_timeout: Duration,
+    /// HTTP/2 concurrent streams per connection.
+    pub http2_max_streams: u32,
+    /// Open connections on the admin port.
+    pub admin_max_connections: usize,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -89,6 +130,10 @@ pub enum Error {
     Serve(std::io::Error),
     #[error("webhook server task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("cannot start the evaluation workers: {0}")]
+    Workers(std::io::Error),
+    #[error("admin server: {0}")]
+    Admin(std::io::Error),
 }
 
 /// Shared by every handler.
@@ -99,18 +144,38 @@ pub struct AppState {
     pub ready: Arc<Readiness>,
     pub max_body_bytes: usize,
     pub log_allowed: bool,
+    pub executor: Arc<executor::Executor>,
+    pub budget: Arc<conn::Budget>,
 }
 
 impl AppState {
-    pub fn new(max_body_bytes: usize, log_allowed: bool) -> Self {
+    pub fn new(config: &ServeConfig) -> Result<Self, Error> {
         let metrics = Arc::new(Metrics::new());
-        AppState {
+        let workers = match config.max_concurrent_evaluations {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        let m = metrics.clone();
+        let executor = executor::Executor::new(
+            workers,
+            config.max_queued_evaluations,
+            Arc::new(move |d| {
+                m.shed(match d {
+                    executor::Dropped::Gone => "client_gone",
+                    executor::Dropped::Late => "deadline",
+                })
+            }),
+        )
+        .map_err(Error::Workers)?;
+        Ok(AppState {
             policies: Arc::new(PolicyStore::new(metrics.clone())),
             metrics,
             ready: Arc::new(Readiness::default()),
-            max_body_bytes,
-            log_allowed,
-        }
+            max_body_bytes: config.max_body_bytes,
+            log_allowed: config.log_allowed,
+            executor: Arc::new(executor),
+            budget: conn::Budget::new(config.body_memory_budget_bytes),
+        })
     }
 }
 
@@ -143,7 +208,11 @@ pub fn run_blocking(config: ServeConfig) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(Error::Runtime)?;
-    rt.block_on(run(config))
+    let result = rt.block_on(run(config));
+    // Whatever is still running (a connection past the shutdown timeout) must not delay the
+    // exit; evaluation threads are not waited for either.
+    rt.shutdown_timeout(Duration::from_millis(100));
+    result
 }
 
 /// Starts the policy source: an invalid policy at start is fatal; later changes are
@@ -202,9 +271,12 @@ async fn start_policy_source(
     Ok(())
 }
 
-/// Serves until SIGTERM or SIGINT, then drains (see [`drain`]).
+/// Serves until SIGTERM or SIGINT, then drains (see [`drain`]); SIGHUP re-reads the policy
+/// file and the certificate.
 pub async fn run(config: ServeConfig) -> Result<(), Error> {
-    let state = AppState::new(config.max_body_bytes, config.log_allowed);
+    // From here on SIGHUP no longer ends the process.
+    let mut signals = drain::Signals::new().map_err(Error::Serve)?;
+    let state = AppState::new(&config)?;
 
     // TLS: everything is checked before listening.
     let files = config.tls.resolve()?;
@@ -219,7 +291,7 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
         files.clone(),
         config.reload_interval,
         loaded.pems,
-        resolver,
+        resolver.clone(),
         state.metrics.clone(),
         state.ready.clone(),
     )));
@@ -230,42 +302,51 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
         source,
     })?;
     listener.set_nonblocking(true).map_err(Error::Serve)?;
-    let admin = tokio::net::TcpListener::bind(config.admin_listen)
-        .await
-        .map_err(|source| Error::Bind {
-            what: "--admin-listen",
-            addr: config.admin_listen,
-            source,
-        })?;
+    let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| Error::Bind {
+        what: "--admin-listen",
+        addr: config.admin_listen,
+        source,
+    })?;
+    admin.set_nonblocking(true).map_err(Error::Serve)?;
     let local = listener.local_addr().map_err(Error::Serve)?;
     let admin_local = admin.local_addr().map_err(Error::Serve)?;
 
+    let limits = conn::Limits {
+        idle_timeout: config.idle_timeout,
+        write_timeout: config.write_timeout,
+    };
     let handle = axum_server::Handle::new();
-    let gate = drain::gate(tls_config);
-    let gate_closed = gate.closed.clone();
+    let tls_acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls_config)))
+        .handshake_timeout(config.tls_handshake_timeout);
+    let guard = conn::Guard::new(tls_acceptor, limits, None);
+    let gate_closed = guard.closed.clone();
     let mut server = axum_server::from_tcp(listener)
         .map_err(Error::Serve)?
-        .acceptor(gate)
-        .handle(handle.clone());
-    server
-        .http_builder()
+        .acceptor(guard)
+        .handle(handle.clone())
+        // A connection that sends no complete request this long after its handshake is
+        // closed (TLS then silence, a partial HTTP/2 preface).
+        .first_request_timeout(config.header_read_timeout);
+    let builder = server.http_builder();
+    builder
         .http1()
-        .header_read_timeout(config.header_read_timeout);
+        .header_read_timeout(config.header_read_timeout)
+        .max_buf_size(HTTP1_MAX_BUF);
+    builder
+        .http2()
+        .max_concurrent_streams(config.http2_max_streams)
+        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
+        .initial_connection_window_size(HTTP2_CONN_WINDOW)
+        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
     let app = router(state.clone());
     let webhook = tokio::spawn(server.serve(app.into_make_service()));
 
-    let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let admin_app = admin_router(state.clone());
-    let admin_task = tokio::spawn(async move {
-        axum::serve(admin, admin_app)
-            .with_graceful_shutdown(async {
-                let _ = admin_stop_rx.await;
-            })
-            .await
-    });
+    let admin_handle = axum_server::Handle::new();
+    start_admin(admin, &config, limits, state.clone(), admin_handle.clone())?;
 
     state.ready.tls_loaded.store(true, Ordering::Release);
-    tracing::info!(listen = %local, admin = %admin_local, version = env!("CARGO_PKG_VERSION"), "volguard serving");
+    tracing::info!(listen = %local, admin = %admin_local, version = env!("CARGO_PKG_VERSION"), evaluation_workers = state.executor.workers(), "volguard serving");
     if let Some(ca) = &files.dev_ca {
         let host = if local.ip().is_unspecified() {
             "localhost".to_owned()
@@ -279,21 +360,128 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
         );
     }
 
-    drain::wait_for_signal().await;
-    drain::drain(
-        &state,
-        &handle,
-        &gate_closed,
-        config.drain_delay,
-        config.shutdown_timeout,
-    )
+    loop {
+        match signals.next().await {
+            drain::Asked::Reload => reload_now(&config, &state, &files, &resolver),
+            drain::Asked::Stop(name) => {
+                tracing::info!(signal = name, "stopping");
+                break;
+            }
+        }
+    }
+    // The drain is bounded whatever is in flight: connections still open after the
+    // shutdown timeout are dropped (an evaluation running on a worker is not waited for).
+    let bound = config.drain_delay + drain::HANDSHAKE_LINGER + config.shutdown_timeout + STOP_GRACE;
+    let stopped = tokio::time::timeout(bound, async {
+        drain::drain(
+            &state,
+            &handle,
+            &gate_closed,
+            config.drain_delay,
+            config.shutdown_timeout,
+        )
+        .await;
+        webhook.await
+    })
     .await;
-    let _ = admin_stop_tx.send(());
-    webhook.await?.map_err(Error::Serve)?;
-    let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
+    admin_handle.shutdown();
     for t in background {
         t.abort();
     }
+    match stopped {
+        Ok(result) => result?.map_err(Error::Serve)?,
+        Err(_) => {
+            tracing::warn!("connections still open after the shutdown timeout; stopping anyway")
+        }
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Past the configured drain delay and shutdown timeout, the most the stop may take.
+const STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// SIGHUP: re-reads the policy file and the certificate at once (the pollers would notice
+/// within `--reload-interval`). A bad file is rejected and the one in force stays.
+fn reload_now(
+    config: &ServeConfig,
+    state: &AppState,
+    files: &tls::CertFiles,
+    resolver: &tls::ReloadingResolver,
+) {
+    tracing::info!("SIGHUP: reloading the policy and the certificate");
+    match &config.policy {
+        PolicySource::File(path) => match std::fs::read(path) {
+            Ok(text) => {
+                let name = path.display().to_string();
+                let _ = state.policies.apply_text(
+                    &String::from_utf8_lossy(&text),
+                    &name,
+                    &format!("file {name}"),
+                );
+            }
+            Err(e) => {
+                state.metrics.reload("error");
+                tracing::error!(path = %path.display(), error = %e, "policy file unreadable; keeping the policy in force");
+            }
+        },
+        PolicySource::ConfigMap { .. } => {
+            tracing::info!("the policy ConfigMap is watched; nothing to re-read");
+        }
+        PolicySource::Embedded => {}
+    }
+    match tls::LoadedKey::read(files) {
+        Ok(k) => {
+            resolver.replace(k.key);
+            state.metrics.cert_reload("success");
+        }
+        Err(e) => {
+            state.metrics.cert_reload("invalid");
+            tracing::warn!(error = %e, "TLS certificate rejected; keeping the current one");
+        }
+    }
+}
+
+/// The admin port on its own thread and runtime: `/livez` never waits behind webhook work.
+/// Same header-read, first-request and idle timeouts as the webhook, and a connection cap.
+fn start_admin(
+    listener: std::net::TcpListener,
+    config: &ServeConfig,
+    limits: conn::Limits,
+    state: AppState,
+    handle: axum_server::Handle<SocketAddr>,
+) -> Result<(), Error> {
+    let header_read_timeout = config.header_read_timeout;
+    let max_connections = config.admin_max_connections.max(1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Runtime)?;
+    std::thread::Builder::new()
+        .name("volguard-admin".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let guard = conn::Guard::new(DefaultAcceptor::new(), limits, Some(max_connections));
+                let mut server = match axum_server::from_tcp(listener) {
+                    Ok(s) => s
+                        .acceptor(guard)
+                        .handle(handle)
+                        .first_request_timeout(header_read_timeout),
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin port");
+                        return;
+                    }
+                };
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(header_read_timeout)
+                    .max_buf_size(HTTP1_MAX_BUF);
+                if let Err(e) = server.serve(admin_router(state).into_make_service()).await {
+                    tracing::error!(error = %e, "admin port stopped");
+                }
+            })
+        })
+        .map_err(Error::Admin)?;
     Ok(())
 }

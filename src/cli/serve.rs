@@ -49,9 +49,6 @@ pub struct ServeArgs {
     /// Also log plain allows (one line per request) at info level.
     #[arg(long, env = "VOLGUARD_LOG_ALLOWED")]
     pub log_allowed: bool,
-    /// Largest accepted request body in bytes (413 above it).
-    #[arg(long, env = "VOLGUARD_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
     /// Seconds to keep serving after SIGTERM before draining (lets the endpoint leave the Service).
     #[arg(long, env = "VOLGUARD_DRAIN_DELAY", default_value_t = 5.0)]
     pub drain_delay: f64,
@@ -61,12 +58,52 @@ pub struct ServeArgs {
     /// Seconds between checks of the certificate and policy files for changes.
     #[arg(long, env = "VOLGUARD_RELOAD_INTERVAL", default_value_t = 1.0)]
     pub reload_interval: f64,
-    /// Seconds a client has to send a request's headers before the connection is closed.
-    #[arg(long, env = "VOLGUARD_HEADER_READ_TIMEOUT", default_value_t = 5.0)]
-    pub header_read_timeout: f64,
+    /// Limits that keep hostile or broken clients from stalling the server.
+    #[command(flatten)]
+    pub limits: Box<LimitArgs>,
     /// Directory of the generated development certificate.
     #[arg(long, env = "VOLGUARD_DEV_CERT_DIR", default_value = "certs/dev")]
     pub dev_cert_dir: PathBuf,
+}
+
+/// Load and connection limits (boxed: they would make `Command` lopsided).
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Largest accepted request body in bytes (413 above it).
+    #[arg(long, env = "VOLGUARD_MAX_BODY_BYTES", default_value_t = server::DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// Seconds a client has to send a request's headers (and a new connection its first
+    /// request) before the connection is closed.
+    #[arg(long, env = "VOLGUARD_HEADER_READ_TIMEOUT", default_value_t = 5.0)]
+    pub header_read_timeout: f64,
+    /// Evaluation worker threads (0: one per available core), plus one kept for small
+    /// bodies (<= 256 KiB). Evaluation never runs on the threads that serve connections.
+    #[arg(long, env = "VOLGUARD_MAX_CONCURRENT_EVALUATIONS", default_value_t = 0)]
+    pub max_concurrent_evaluations: usize,
+    /// Evaluations waiting for a worker; more get 503 with Retry-After at once.
+    #[arg(long, env = "VOLGUARD_MAX_QUEUED_EVALUATIONS", default_value_t = server::DEFAULT_MAX_QUEUED_EVALUATIONS)]
+    pub max_queued_evaluations: usize,
+    /// Bytes of request and response bodies held across all connections; requests beyond it
+    /// get 503 at once instead of being buffered.
+    #[arg(long, env = "VOLGUARD_BODY_MEMORY_BUDGET_BYTES", default_value_t = server::DEFAULT_BODY_MEMORY_BUDGET_BYTES)]
+    pub body_memory_budget_bytes: usize,
+    /// Seconds a connection with no request in flight may stay silent before it is closed.
+    #[arg(long, env = "VOLGUARD_IDLE_TIMEOUT", default_value_t = 120.0)]
+    pub idle_timeout: f64,
+    /// Seconds the TLS handshake may take.
+    #[arg(long, env = "VOLGUARD_TLS_HANDSHAKE_TIMEOUT", default_value_t = 5.0)]
+    pub tls_handshake_timeout: f64,
+    /// Seconds a client has to take an answer (read it, or open its HTTP/2 window) before
+    /// the connection is closed.
+    #[arg(long, env = "VOLGUARD_WRITE_TIMEOUT", default_value_t = 10.0)]
+    pub write_timeout: f64,
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(long, env = "VOLGUARD_HTTP2_MAX_STREAMS", default_value_t = server::DEFAULT_HTTP2_MAX_STREAMS)]
+    pub http2_max_streams: u32,
+    /// Open connections on the admin port; past it the oldest one with no request in flight
+    /// is closed to make room (a new one is refused only if all are busy).
+    #[arg(long, env = "VOLGUARD_ADMIN_MAX_CONNECTIONS", default_value_t = server::DEFAULT_ADMIN_MAX_CONNECTIONS)]
+    pub admin_max_connections: usize,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -113,11 +150,19 @@ impl ServeArgs {
             client_ca: self.client_ca.clone(),
             policy,
             log_allowed: self.log_allowed,
-            max_body_bytes: self.max_body_bytes,
+            max_body_bytes: self.limits.max_body_bytes,
             drain_delay: secs(self.drain_delay, 0.0),
             shutdown_timeout: secs(self.shutdown_timeout, 0.0),
             reload_interval: secs(self.reload_interval, 0.05),
-            header_read_timeout: secs(self.header_read_timeout, 0.1),
+            header_read_timeout: secs(self.limits.header_read_timeout, 0.1),
+            max_concurrent_evaluations: self.limits.max_concurrent_evaluations,
+            max_queued_evaluations: self.limits.max_queued_evaluations,
+            body_memory_budget_bytes: self.limits.body_memory_budget_bytes,
+            idle_timeout: secs(self.limits.idle_timeout, 0.1),
+            tls_handshake_timeout: secs(self.limits.tls_handshake_timeout, 0.1),
+            write_timeout: secs(self.limits.write_timeout, 0.1),
+            http2_max_streams: self.limits.http2_max_streams.max(1),
+            admin_max_connections: self.limits.admin_max_connections.max(1),
         }
     }
 }

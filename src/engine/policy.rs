@@ -9,6 +9,8 @@ use sha2::{Digest, Sha256};
 use crate::engine::quantity::PositiveQuantity;
 use crate::engine::rules::{Action, RULES, RuleId, RuleOptions, RuleSet, RuleSetting};
 
+mod depth;
+
 /// The embedded default policy, printed by `volguard policy default`.
 pub const DEFAULT_POLICY_YAML: &str = include_str!("policy/default.yaml");
 
@@ -217,6 +219,18 @@ impl Policy {
             path,
             message,
         };
+        // Before the YAML parser, whose scanner is quadratic on deep nesting.
+        if let Err(d) = depth::check(text, depth::MAX_DEPTH) {
+            return Err(err(
+                d.path,
+                format!(
+                    "nested deeper than {} levels (line {}, column {}); a policy is a few levels deep",
+                    depth::MAX_DEPTH,
+                    d.line,
+                    d.column
+                ),
+            ));
+        }
         let parsed: PolicyFile = if is_blank_yaml(text) {
             PolicyFile::default()
         } else {
@@ -871,6 +885,11 @@ namespaceOverrides:
         "trustedControllers: [\"\"]\n",
         "trustedControllers[0]",
         "is not a username"
+    )]
+    #[case::deep_flow_nesting(
+        &format!("rules:\n  volume-unused: {}", "[".repeat(100_000)),
+        "rules.volume-unused",
+        "nested deeper than 64 levels (line 2, column 80)"
     )]
     fn rejects(#[case] text: &str, #[case] path: &str, #[case] contains: &str) {
         let e = Policy::parse(text, "policy.yaml").unwrap_err();

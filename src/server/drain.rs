@@ -1,22 +1,17 @@
 //! Graceful shutdown: keep serving while the endpoint leaves the Service, stop taking
 //! connections, finish what is in flight.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderValue, Version, header};
 use axum::response::Response;
-use axum_server::accept::{Accept, NoDelayAcceptor};
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use super::AppState;
 
 /// How long handshakes already under way may take to finish once new connections are refused.
-const HANDSHAKE_LINGER: Duration = Duration::from_millis(500);
+pub const HANDSHAKE_LINGER: Duration = Duration::from_millis(500);
 
 /// Once shutting down, HTTP/1.1 answers carry `Connection: close`, so no keep-alive
 /// connection is left idle (and closed under a request already on its way) when the drain
@@ -35,57 +30,39 @@ pub async fn close_when_draining(
     res
 }
 
-/// The webhook's acceptor: TCP_NODELAY (without it small HTTP/2 frames wait for the peer's
-/// delayed ACK, ~40 ms), then TLS; once `closed` is set, new sockets are closed before any
-/// TLS byte is read, so the client knows nothing was sent.
-#[derive(Clone)]
-pub struct Gate<A> {
-    inner: A,
-    pub closed: Arc<AtomicBool>,
+/// The signals the server acts on. Created before serving, so that SIGHUP never takes its
+/// default action (ending the process) from then on.
+pub struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
-/// The TLS acceptor behind the gate.
-pub fn gate(tls: rustls::ServerConfig) -> Gate<RustlsAcceptor<NoDelayAcceptor>> {
-    Gate {
-        inner: RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls)))
-            .acceptor(NoDelayAcceptor::new()),
-        closed: Arc::new(AtomicBool::new(false)),
+/// What a signal asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    /// SIGHUP: re-read the policy file and the certificate now.
+    Reload,
+    /// SIGTERM or SIGINT: drain and stop.
+    Stop(&'static str),
+}
+
+impl Signals {
+    pub fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
     }
-}
 
-impl<A, S> Accept<tokio::net::TcpStream, S> for Gate<A>
-where
-    A: Accept<tokio::net::TcpStream, S>,
-    A::Future: Send + 'static,
-    A::Stream: 'static,
-    A::Service: 'static,
-{
-    type Stream = A::Stream;
-    type Service = A::Service;
-    type Future = Pin<Box<dyn Future<Output = std::io::Result<(A::Stream, A::Service)>> + Send>>;
-
-    fn accept(&self, stream: tokio::net::TcpStream, service: S) -> Self::Future {
-        if self.closed.load(Ordering::Acquire) {
-            drop(stream);
-            return Box::pin(async {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "shutting down",
-                ))
-            });
+    pub async fn next(&mut self) -> Asked {
+        tokio::select! {
+            _ = self.term.recv() => Asked::Stop("SIGTERM"),
+            _ = self.int.recv() => Asked::Stop("SIGINT"),
+            _ = self.hup.recv() => Asked::Reload,
         }
-        Box::pin(self.inner.accept(stream, service))
-    }
-}
-
-/// Waits for SIGTERM or SIGINT.
-pub async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }
 

@@ -1,14 +1,17 @@
 //! The webhook's request handlers: read the body, decode it with [`crate::admission`], ask
 //! the engine, encode the answer, record metrics and a log line.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use super::conn::{BudgetedBody, Reservation};
+use super::executor::Size;
 use super::metrics::{DowngradeLabels, MutationLabels, RequestLabels, ViolationLabels};
 use super::{AppState, MAX_REQUEST_TIME};
 use crate::admission::{self, RequestIn};
@@ -21,71 +24,186 @@ pub struct ValidateQuery {
     timeout: Option<String>,
 }
 
+/// What a request asks for.
+#[derive(Debug, Clone, Copy)]
+enum Endpoint {
+    /// `POST /validate`: the verdict.
+    Validate,
+    /// `POST /mutate` (opt-in, chart value `mutating.enabled`): the policy's `defaults` as a
+    /// JSON patch; always allowed, the validating webhook judges the patched object.
+    Mutate,
+}
+
 /// `POST /validate`.
 pub async fn validate(
     State(st): State<AppState>,
     Query(q): Query<ValidateQuery>,
     request: axum::extract::Request,
 ) -> Response {
-    let start = Instant::now();
-    let deadline = q
-        .timeout
-        .as_deref()
-        .and_then(parse_go_duration)
-        .unwrap_or(MAX_REQUEST_TIME)
-        .min(MAX_REQUEST_TIME);
-    let bytes = match read_body(request, st.max_body_bytes, deadline).await {
-        Ok(b) => b,
-        Err((reason, resp)) => {
-            st.metrics.bad_request(reason);
-            return resp;
-        }
-    };
-    let req = match admission::decode(&bytes) {
-        Ok(r) => r,
-        Err(e) => {
-            st.metrics.bad_request(e.reason());
-            return plain(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
-    let loaded = st.policies.current();
-    let verdict = req.judge(&loaded.policy);
-    let body = admission::encode(admission::response(&req.uid, &verdict));
-    record(&st, &req, &verdict, loaded.generation, start.elapsed());
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    serve(st, q, request, Endpoint::Validate).await
 }
 
-/// `POST /mutate` (opt-in, chart value `mutating.enabled`): the policy's `defaults` as a
-/// JSON patch. Always allowed; the validating webhook judges the patched object.
+/// `POST /mutate`.
 pub async fn mutate(
     State(st): State<AppState>,
     Query(q): Query<ValidateQuery>,
     request: axum::extract::Request,
 ) -> Response {
+    serve(st, q, request, Endpoint::Mutate).await
+}
+
+/// The body is read here (within the memory budget and the request's deadline); decoding,
+/// judging (or mutating) and encoding run on the evaluation workers.
+async fn serve(
+    st: AppState,
+    q: ValidateQuery,
+    request: axum::extract::Request,
+    endpoint: Endpoint,
+) -> Response {
     let start = Instant::now();
-    let deadline = q
+    let timeout = q
         .timeout
         .as_deref()
         .and_then(parse_go_duration)
         .unwrap_or(MAX_REQUEST_TIME)
         .min(MAX_REQUEST_TIME);
-    let bytes = match read_body(request, st.max_body_bytes, deadline).await {
+    let deadline = start + timeout;
+    let (bytes, reservation) = match read_body(request, &st, timeout).await {
         Ok(b) => b,
         Err((reason, resp)) => {
-            st.metrics.bad_request(reason);
+            // Load shedding is counted apart (volguard_shed_requests_total).
+            if reason != "overloaded" {
+                st.metrics.bad_request(reason);
+            }
             return resp;
         }
     };
-    let req = match admission::decode(&bytes) {
+    let job_state = st.clone();
+    let size = if bytes.len() <= SMALL_BODY {
+        Size::Small
+    } else {
+        Size::Large
+    };
+    // The body waits in the queue in a slot the handler empties if it goes away (client
+    // gone, deadline passed), so a dead job's memory is freed at once, not at dequeue.
+    let input = Arc::new(Mutex::new(Some((bytes, reservation))));
+    let slot = input.clone();
+    let _free_if_abandoned = FreeOnDrop(input);
+    let answer = st.executor.submit(deadline, size, move || {
+        let taken = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            Some((bytes, reservation)) => evaluate(&job_state, bytes, reservation, start, endpoint),
+            None => Err("abandoned".to_owned()),
+        }
+    });
+    let Ok(answer) = answer else {
+        st.metrics.shed("queue_full");
+        return overloaded("too many evaluations queued (--max-queued-evaluations)");
+    };
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(remaining, answer).await {
+        Ok(Ok(Ok(body))) => {
+            // The answer's bytes count against the budget until the connection has taken
+            // them (a client that does not read cannot pile answers up unnoticed).
+            let mut held = st.budget.empty();
+            held.force(body.len());
+            let mut res = Response::new(Body::new(BudgetedBody::new(body, held)));
+            res.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            res
+        }
+        Ok(Ok(Err(msg))) => plain(StatusCode::BAD_REQUEST, msg),
+        // Dropped by the worker (deadline passed in the queue) or not finished in time.
+        Ok(Err(_)) | Err(_) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "evaluation not finished within the request timeout",
+        ),
+    }
+}
+
+/// Empties the body slot when dropped.
+struct FreeOnDrop(Arc<Mutex<Option<(Bytes, Reservation)>>>);
+
+impl Drop for FreeOnDrop {
+    fn drop(&mut self) {
+        let taken = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(taken);
+    }
+}
+
+/// Bodies up to this size are "small" evaluations: they go first, and one worker is kept
+/// for them (an ordinary review is a few KiB; the apiserver's largest objects are MiBs).
+const SMALL_BODY: usize = 256 * 1024;
+
+/// Decode, judge, encode, record: runs on an evaluation worker.
+fn evaluate(
+    st: &AppState,
+    bytes: Bytes,
+    reservation: Reservation,
+    start: Instant,
+    endpoint: Endpoint,
+) -> Result<Bytes, String> {
+    // The body's reservation is kept until the answer is encoded: it stands for the
+    // decoded request and the verdict built from it.
+    let _reservation = reservation;
+    let decoded = admission::decode(&bytes);
+    drop(bytes);
+    let req = match decoded {
         Ok(r) => r,
         Err(e) => {
             st.metrics.bad_request(e.reason());
-            return plain(StatusCode::BAD_REQUEST, e.to_string());
+            return Err(e.to_string());
         }
     };
     let loaded = st.policies.current();
-    let mutation = req.mutate(&loaded.policy);
-    let body = admission::encode_mutation(&req.uid, &mutation);
+    let body = match endpoint {
+        Endpoint::Validate => {
+            let verdict = req.judge(&loaded.policy);
+            let body = admission::encode(admission::response(&req.uid, &verdict));
+            record(st, &req, &verdict, loaded.generation, start.elapsed());
+            body
+        }
+        Endpoint::Mutate => {
+            let mutation = req.mutate(&loaded.policy);
+            let body = admission::encode_mutation(&req.uid, &mutation);
+            record_mutation(st, &req, &mutation, loaded.generation, start.elapsed());
+            body
+        }
+    };
+    // What is held until the client takes it is exactly the answer, not the spare capacity
+    // of the buffer it was encoded into (copied here, so that buffer is freed by the thread
+    // that allocated it).
+    Ok(if body.capacity() - body.len() > body.len() / 8 {
+        Bytes::copy_from_slice(&body)
+    } else {
+        Bytes::from(body)
+    })
+}
+
+/// 503 with `Retry-After`, at once and without reading the body (and so, over HTTP/1.1,
+/// closing the connection).
+fn overloaded(why: &str) -> Response {
+    let mut res = plain(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("overloaded: {why}"),
+    );
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    res
+}
+
+/// Counts a mutation and logs it when it added something (or `--log-allowed`).
+fn record_mutation(
+    st: &AppState,
+    req: &RequestIn,
+    mutation: &crate::engine::mutate::Mutation,
+    generation: u64,
+    elapsed: Duration,
+) {
     let kind = req.kind.kind.as_str();
     let kind_label = POD_KINDS
         .iter()
@@ -100,26 +218,24 @@ pub async fn mutate(
             result,
         })
         .inc();
-    let elapsed = start.elapsed();
     st.metrics.latency.observe(elapsed.as_secs_f64());
     if !mutation.additions.is_empty() || st.log_allowed {
         let added: Vec<&str> = mutation.additions.iter().map(|a| a.path.as_str()).collect();
         tracing::info!(
-            uid = %req.uid,
+            uid = req.uid.as_str(),
             kind,
             namespace = req.namespace.as_deref().unwrap_or(""),
             name = req.name.as_deref().unwrap_or(""),
             operation = req.operation().as_str(),
             dry_run = req.dry_run.unwrap_or(false),
             result,
-            added = %added.join(","),
-            user = %req.user_info.username,
-            policy_generation = loaded.generation,
+            added = added.join(",").as_str(),
+            user = req.user_info.username.as_str(),
+            policy_generation = generation,
             latency_us = elapsed.as_micros() as u64,
             "mutation"
         );
     }
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// `GET /metrics` (admin port): OpenMetrics when the scraper's `Accept` asks for it,
@@ -127,6 +243,10 @@ pub async fn mutate(
 pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let format = super::metrics::Format::negotiate(accept);
+    st.metrics
+        .evaluations_queued
+        .set(st.executor.queued() as i64);
+    st.metrics.body_memory_bytes.set(st.budget.used() as i64);
     (
         [(header::CONTENT_TYPE, format.content_type())],
         st.metrics.encode_as(format),
@@ -178,10 +298,12 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             .inc();
     }
     st.metrics.latency.observe(elapsed.as_secs_f64());
+    // Request-derived fields go in as `&str` (the text format writes them quoted and
+    // escaped), never with `%` (Display, raw): a uid with a newline cannot forge a line.
     if !verdict.findings.is_empty() || st.log_allowed {
         let rules: Vec<&str> = verdict.findings.iter().map(|f| f.rule.name()).collect();
         tracing::info!(
-            uid = %req.uid,
+            uid = req.uid.as_str(),
             kind,
             namespace = req.namespace.as_deref().unwrap_or(""),
             name = req.name.as_deref().unwrap_or(""),
@@ -191,7 +313,7 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             denied = verdict.findings.iter().filter(|f| f.action == Action::Deny).count(),
             waived,
             origin = verdict.origin.as_str(),
-            user = %req.user_info.username,
+            user = req.user_info.username.as_str(),
             rules = %rules.join(","),
             policy_generation = generation,
             latency_us = elapsed.as_micros() as u64,
@@ -267,26 +389,80 @@ fn too_large(limit: usize) -> Response {
     )
 }
 
-/// The whole body, within `limit` bytes and `deadline`; otherwise the reason label and the
-/// response to send.
+/// The whole body, within `--max-body-bytes`, the body memory budget and `deadline`, with
+/// its reservation; otherwise the reason label and the response to send.
 async fn read_body(
     request: axum::extract::Request,
-    limit: usize,
+    st: &AppState,
     deadline: Duration,
-) -> Result<Bytes, (&'static str, Response)> {
-    use http_body_util::{BodyExt, Limited};
+) -> Result<(Bytes, Reservation), (&'static str, Response)> {
+    use http_body_util::BodyExt;
+    let limit = st.max_body_bytes;
     // Taking the request whole (not a HeaderMap extractor) avoids cloning the headers.
-    let (parts, body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    // hyper sends `100 Continue` when the body is first read: a client that asked for it
+    // gets the refusal instead, and sends no body at all.
+    let expects_continue = parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
     if declared.is_some_and(|n| n > limit as u64) {
-        discard(body).await;
-        return Err(("too_large", too_large(limit)));
+        let mut res = too_large(limit);
+        if expects_continue {
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        } else {
+            discard(body).await;
+        }
+        return Err(("too_large", res));
     }
-    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+    let mut reservation = st.budget.empty();
+    let declared = declared.map(|n| n as usize);
+    if let Some(n) = declared
+        && !reservation.grow(n)
+    {
+        st.metrics.shed("body_memory");
+        return Err(("overloaded", body_memory_full()));
+    }
+    let read = async {
+        let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                (
+                    "unreadable",
+                    plain(
+                        StatusCode::BAD_REQUEST,
+                        format!("could not read request body: {e}"),
+                    ),
+                )
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let len = buf.len() + data.len();
+            if len > limit {
+                return Err(("too_large", too_large(limit)));
+            }
+            if len > reservation.bytes() {
+                // Without a Content-Length the buffer grows by doubling; what is reserved is
+                // its capacity, not just what has arrived.
+                let want = len.max(reservation.bytes() * 2).max(64 * 1024).min(limit);
+                if !reservation.grow(want - reservation.bytes()) {
+                    st.metrics.shed("body_memory");
+                    return Err(("overloaded", body_memory_full()));
+                }
+                buf.reserve_exact(want - buf.len());
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(Bytes::from(buf))
+    };
+    match tokio::time::timeout(deadline, read).await {
         Err(_) => Err((
             "unreadable",
             plain(
@@ -294,18 +470,13 @@ async fn read_body(
                 "request body not received within the request timeout",
             ),
         )),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(("too_large", too_large(limit)))
-        }
-        Ok(Err(e)) => Err((
-            "unreadable",
-            plain(
-                StatusCode::BAD_REQUEST,
-                format!("could not read request body: {e}"),
-            ),
-        )),
+        Ok(Ok(bytes)) => Ok((bytes, reservation)),
+        Ok(Err(e)) => Err(e),
     }
+}
+
+fn body_memory_full() -> Response {
+    overloaded("request bodies in progress fill the memory budget (--body-memory-budget-bytes)")
 }
 
 #[cfg(test)]

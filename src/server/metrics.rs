@@ -71,6 +71,12 @@ pub struct Metrics {
     pub policy_info: Family<PolicyLabels, Gauge>,
     /// notAfter of the serving certificate in use, Unix seconds.
     pub cert_not_after: Gauge,
+    /// Requests refused or dropped to protect the server, by reason.
+    pub shed: Family<ReasonLabels, Counter>,
+    /// Evaluations waiting for a worker (set when /metrics is read).
+    pub evaluations_queued: Gauge,
+    /// Bytes of request and response bodies held (set when /metrics is read).
+    pub body_memory_bytes: Gauge,
 }
 
 /// The two text formats `/metrics` speaks.
@@ -190,6 +196,24 @@ impl Metrics {
             "The policy in force: hash and source (value 1)",
             policy_info.clone(),
         );
+        let shed = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "shed_requests",
+            "Requests refused or dropped under load (queue_full, body_memory, client_gone, deadline)",
+            shed.clone(),
+        );
+        let evaluations_queued = Gauge::default();
+        registry.register(
+            "evaluations_queued",
+            "Evaluations waiting for a worker",
+            evaluations_queued.clone(),
+        );
+        let body_memory_bytes = Gauge::default();
+        registry.register(
+            "body_memory_bytes",
+            "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
+            body_memory_bytes.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -216,6 +240,9 @@ impl Metrics {
             policy_generation,
             policy_info,
             cert_not_after,
+            shed,
+            evaluations_queued,
+            body_memory_bytes,
         }
     }
 
@@ -242,6 +269,10 @@ impl Metrics {
         self.bad_requests
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    pub fn shed(&self, reason: &'static str) {
+        self.shed.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn reload(&self, result: &'static str) {

@@ -146,6 +146,30 @@ impl Server {
         }
     }
 
+    /// Sends a signal (`"HUP"`, `"INT"`, `"TERM"`) without waiting.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let s = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(s.success(), "kill -{name}");
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn stderr(&mut self) -> String {
         use std::io::Read;
         let mut s = String::new();
@@ -306,6 +330,26 @@ impl Client {
 }
 
 impl Conn {
+    /// Another handle on the same HTTP/2 connection (for concurrent streams).
+    pub fn fork(&self) -> Option<Conn> {
+        match &self.sender {
+            Sender::H2(s) => Some(Conn {
+                alpn: self.alpn.clone(),
+                peer_cert: self.peer_cert.clone(),
+                sender: Sender::H2(s.clone()),
+            }),
+            Sender::H1(_) => None,
+        }
+    }
+
+    /// True once the server has closed the connection.
+    pub fn is_closed(&self) -> bool {
+        match &self.sender {
+            Sender::H1(s) => s.is_closed(),
+            Sender::H2(s) => s.is_closed(),
+        }
+    }
+
     pub async fn send(
         &mut self,
         method: &str,

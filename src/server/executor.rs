@@ -1,0 +1,285 @@
+//! Evaluation off the async workers: a small pool of OS threads (about one per core) takes
+//! jobs from a bounded queue. The async side only reads bodies and waits for answers, so
+//! health checks, metrics and new connections stay responsive whatever the requests cost.
+//!
+//! A job whose submitter has gone (the client hung up: the handler future was dropped) or
+//! whose deadline has passed is dropped when it is dequeued, not run. When the queue is
+//! full, [`Executor::submit`] fails at once and the caller answers 503.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Why a job was not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// The one waiting for the result has gone.
+    Gone,
+    /// The deadline passed while the job was queued.
+    Late,
+}
+
+/// Reports jobs that were not run (for metrics).
+pub type OnDropped = Arc<dyn Fn(Dropped) + Send + Sync>;
+
+/// How big a job is: small jobs (ordinary reviews) go first, and one worker takes only
+/// them, so a few huge requests cannot hold up every ordinary one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    Small,
+    Large,
+}
+
+#[derive(Default)]
+struct Queues {
+    small: VecDeque<Task>,
+    large: VecDeque<Task>,
+    running: usize,
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub struct Executor {
+    shared: Arc<Shared>,
+    workers: usize,
+    capacity: usize,
+    on_dropped: OnDropped,
+}
+
+/// The queue is full.
+#[derive(Debug)]
+pub struct Full;
+
+impl Executor {
+    /// `workers` threads that take any job, one more that takes only small ones, and room
+    /// for `queue` waiting jobs.
+    pub fn new(workers: usize, queue: usize, on_dropped: OnDropped) -> std::io::Result<Self> {
+        let workers = workers.max(1);
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+        });
+        for i in 0..=workers {
+            let shared = shared.clone();
+            let small_only = i == workers;
+            let name = if small_only {
+                "volguard-eval-small".to_owned()
+            } else {
+                format!("volguard-eval-{i}")
+            };
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker(&shared, small_only))?;
+        }
+        Ok(Executor {
+            shared,
+            workers,
+            capacity: queue,
+            on_dropped,
+        })
+    }
+
+    /// The number of jobs waiting.
+    pub fn queued(&self) -> usize {
+        let q = self.shared.lock();
+        q.small.len() + q.large.len()
+    }
+
+    /// The number of jobs being run.
+    pub fn running(&self) -> usize {
+        self.shared.lock().running
+    }
+
+    /// Worker threads taking any job (one more takes only small ones).
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Queues `job`; its result arrives on the receiver unless the receiver is dropped or
+    /// `deadline` passes first (then the job does not run). A job that finds a worker idle
+    /// is taken at once even with a queue of zero.
+    pub fn submit<T, F>(
+        &self,
+        deadline: Instant,
+        size: Size,
+        job: F,
+    ) -> Result<oneshot::Receiver<T>, Full>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let on_dropped = self.on_dropped.clone();
+        let task: Task = Box::new(move || {
+            if Instant::now() >= deadline {
+                on_dropped(Dropped::Late);
+            } else if tx.is_closed() {
+                on_dropped(Dropped::Gone);
+            } else {
+                let _ = tx.send(job());
+            }
+        });
+        let mut q = self.shared.lock();
+        let waiting = q.small.len() + q.large.len();
+        // Workers that could take this job now: all of them for a small job.
+        let able = match size {
+            Size::Small => self.workers + 1,
+            Size::Large => self.workers,
+        };
+        let idle = able.saturating_sub(q.running + waiting);
+        if waiting >= self.capacity + idle {
+            return Err(Full);
+        }
+        match size {
+            Size::Small => q.small.push_back(task),
+            Size::Large => q.large.push_back(task),
+        }
+        drop(q);
+        self.shared.work.notify_all();
+        Ok(rx)
+    }
+}
+
+fn worker(shared: &Shared, small_only: bool) {
+    loop {
+        let task = {
+            let mut q = shared.lock();
+            loop {
+                let next = match q.small.pop_front() {
+                    Some(t) => Some(t),
+                    None if !small_only => q.large.pop_front(),
+                    None => None,
+                };
+                if let Some(t) = next {
+                    q.running += 1;
+                    break t;
+                }
+                q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        // A panicking job must not take the worker with it; its submitter sees the result
+        // channel closed.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+        shared.lock().running -= 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    fn counting() -> (OnDropped, Arc<Mutex<Vec<Dropped>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        (Arc::new(move |d| s.lock().unwrap().push(d)), seen)
+    }
+
+    /// A large job that holds its worker until released, and a flag set once it runs.
+    fn blocker(
+        ex: &Executor,
+        far: Instant,
+    ) -> (
+        oneshot::Receiver<()>,
+        std::sync::mpsc::Sender<()>,
+        Arc<AtomicBool>,
+    ) {
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let started = Arc::new(AtomicBool::new(false));
+        let s = started.clone();
+        let rx = ex
+            .submit(far, Size::Large, move || {
+                s.store(true, Ordering::SeqCst);
+                release_rx.recv().unwrap();
+            })
+            .unwrap();
+        (rx, release_tx, started)
+    }
+
+    async fn until(flag: &AtomicBool) {
+        while !flag.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_jobs_and_refuses_when_full() {
+        let (on_dropped, _) = counting();
+        let ex = Executor::new(1, 1, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        // Occupies the only general worker until released.
+        let (first, release, started) = blocker(&ex, far);
+        until(&started).await;
+        let second = ex.submit(far, Size::Large, || 2).unwrap();
+        assert_eq!(ex.queued(), 1);
+        assert!(
+            ex.submit(far, Size::Large, || 3).is_err(),
+            "queue of one is full"
+        );
+        release.send(()).unwrap();
+        first.await.unwrap();
+        assert_eq!(second.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn small_jobs_pass_large_ones() {
+        let (on_dropped, _) = counting();
+        let ex = Executor::new(1, 0, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (first, release, started) = blocker(&ex, far);
+        until(&started).await;
+        // The general worker is busy and there is no queue: a large job is refused, a
+        // small one goes to the worker kept for small jobs.
+        assert!(ex.submit(far, Size::Large, || 0).is_err());
+        let small = ex.submit(far, Size::Small, || 7).unwrap();
+        assert_eq!(small.await.unwrap(), 7);
+        release.send(()).unwrap();
+        first.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn jobs_of_gone_clients_and_late_jobs_are_not_run() {
+        let (on_dropped, seen) = counting();
+        let ex = Executor::new(1, 4, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (blocked, release_tx, started) = blocker(&ex, far);
+        until(&started).await;
+        let ran = Arc::new(AtomicUsize::new(0));
+        let r = ran.clone();
+        let gone = ex
+            .submit(far, Size::Large, move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        drop(gone);
+        let r = ran.clone();
+        let late = ex
+            .submit(Instant::now(), Size::Large, move || {
+                r.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        release_tx.send(()).unwrap();
+        blocked.await.unwrap();
+        assert!(late.await.is_err(), "a late job sends nothing");
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(*seen.lock().unwrap(), vec![Dropped::Gone, Dropped::Late]);
+    }
+}
