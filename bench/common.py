@@ -12,7 +12,9 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VOLGUARD = os.path.join(ROOT, "target", "release", "volguard")
+# The release binary; VOLGUARD_BIN points the scripts at another build (CI uses the static
+# musl binary the container image ships, so the soak and attack runs test that exact file).
+VOLGUARD = os.path.abspath(os.environ.get("VOLGUARD_BIN") or os.path.join(ROOT, "target", "release", "volguard"))
 BASELINE = os.path.join(ROOT, "bench", "baseline", "target", "release", "volguard-baseline")
 DRAIN_PROTOTYPE = os.path.join(ROOT, "bench", "baseline", "target", "release", "drain-prototype")
 
