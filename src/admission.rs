@@ -137,18 +137,21 @@ impl RequestIn {
     /// and `resize` are allowed here without looking.
     pub fn judge(&self, policy: &Policy) -> Verdict {
         match (&self.object, self.judged_subresource()) {
-            (Some(object), true) => verdict::evaluate_as(
-                policy,
-                &Request {
-                    kind: &self.kind.kind,
-                    namespace: self.namespace.as_deref().unwrap_or(""),
-                    operation: self.operation(),
-                    object,
-                    old_object: self.old_object.as_ref(),
-                },
-                Some(&self.requester()),
-            ),
+            (Some(object), true) => {
+                verdict::evaluate_as(policy, &self.request(object), Some(&self.requester()))
+            }
             _ => Verdict::not_applicable(),
+        }
+    }
+
+    /// The engine's view of this request, about `object`.
+    fn request<'a>(&'a self, object: &'a Object) -> Request<'a> {
+        Request {
+            kind: &self.kind.kind,
+            namespace: self.namespace.as_deref().unwrap_or(""),
+            operation: self.operation(),
+            object,
+            old_object: self.old_object.as_ref(),
         }
     }
 }
@@ -159,17 +162,9 @@ impl RequestIn {
     /// and a workload's `status` or `scale` carries no template to change.
     pub fn mutate(&self, policy: &Policy) -> Mutation {
         match (&self.object, self.sub_resource.as_deref()) {
-            (Some(object), None | Some("")) => mutate::mutate(
-                policy,
-                &Request {
-                    kind: &self.kind.kind,
-                    namespace: self.namespace.as_deref().unwrap_or(""),
-                    operation: self.operation(),
-                    object,
-                    old_object: self.old_object.as_ref(),
-                },
-                Some(&self.requester()),
-            ),
+            (Some(object), None | Some("")) => {
+                mutate::mutate(policy, &self.request(object), Some(&self.requester()))
+            }
             _ => Mutation::not_applicable(),
         }
     }

@@ -126,20 +126,16 @@ impl Quantity {
         let n = b[..digits]
             .iter()
             .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-        let (base, e) = match &b[digits..] {
-            b"" => (Base::Ten, 0),
-            b"k" => (Base::Ten, 3),
-            b"M" => (Base::Ten, 6),
-            b"G" => (Base::Ten, 9),
-            b"T" => (Base::Ten, 12),
-            b"P" => (Base::Ten, 15),
-            b"E" => (Base::Ten, 18),
-            b"Ki" => (Base::Two, 10),
-            b"Mi" => (Base::Two, 20),
-            b"Gi" => (Base::Two, 30),
-            b"Ti" => (Base::Two, 40),
-            b"Pi" => (Base::Two, 50),
-            b"Ei" => (Base::Two, 60),
+        // The same suffix table as the general path; fractional (n, u, m) and exponent
+        // suffixes are left to it.
+        let suffix = &b[digits..];
+        // Decimal exponents (`1e3`, `1E3`, not `Ei`) take the general path: its Go-exact
+        // exponent arithmetic decides what a huge one means.
+        if suffix.len() > 1 && matches!(suffix[0], b'e' | b'E') && suffix != b"Ei" {
+            return None;
+        }
+        let (base, e) = match interpret(suffix)? {
+            (base, e) if e >= 0 => (base, i64::from(e)),
             _ => return None,
         };
         match base {
