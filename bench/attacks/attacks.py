@@ -372,7 +372,7 @@ def _single_pod(row, tmp, body, kind_desc):
                 pass
         else:
             row.metrics["error"] = str(data)[:120]
-        row.check("answered (HTTP 200) in < 100 ms", status == 200 and dt < 0.1)
+        row.check(f"answered (HTTP 200) in < {A.time_bound * 1000:.0f} ms", status == 200 and dt < A.time_bound)
         common_checks(row, tgt)
     finally:
         tgt.finish()
@@ -782,7 +782,8 @@ def attack_policy_nesting(row, tmp):
     row.metrics.update({"levels": levels, "policy_kib": round(os.path.getsize(bad) / 1024, 1),
                         "validate_s": round(validate_s, 3), "validate_exit": rc,
                         "validate_message": (msg[-1][:140] if msg else "")})
-    row.check("`policy validate` rejects it (exit 2) in < 100 ms", rc == 2 and validate_s < 0.1)
+    row.check(f"`policy validate` rejects it (exit 2) in < {A.time_bound * 1000:.0f} ms",
+              rc == 2 and validate_s < A.time_bound)
 
     live = os.path.join(d, "policy.yaml")
     with open(live, "w") as f:
@@ -1096,6 +1097,10 @@ def main():
     ap.add_argument("--livez-interval", type=float, default=0.05)
     ap.add_argument("--livez-timeout", type=float, default=5.0)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
+    ap.add_argument("--time-bound", type=float, default=0.1,
+                    help="seconds one worst-case request (or the deep-policy rejection) may take; "
+                         "0.1 is the target on an idle machine, CI passes a looser bound that still "
+                         "catches a quadratic regression (those take seconds)")
     A = ap.parse_args()
     if not A.request_timeout:
         A.request_timeout = 15.0 if A.quick else 60.0
