@@ -15,7 +15,7 @@ use super::executor::Size;
 use super::metrics::{DowngradeLabels, MutationLabels, RequestLabels, ViolationLabels};
 use super::{AppState, MAX_REQUEST_TIME};
 use crate::admission::{self, RequestIn};
-use crate::engine::rules::Action;
+use crate::engine::rules::{Action, RuleId};
 use crate::engine::verdict::{Skipped, Verdict};
 use crate::engine::workload::POD_KINDS;
 
@@ -278,14 +278,26 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             verdict: outcome,
         })
         .inc();
+    // Counted per (rule, action) first: one metric update per pair, not per finding (a
+    // hostile Pod can carry 80k findings of one rule).
+    let mut counts: Vec<(RuleId, Action, u64)> = Vec::new();
     for f in &verdict.findings {
+        match counts
+            .iter_mut()
+            .find(|(r, a, _)| *r == f.rule && *a == f.action)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => counts.push((f.rule, f.action, 1)),
+        }
+    }
+    for &(rule, action, n) in &counts {
         st.metrics
             .violations
             .get_or_create(&ViolationLabels {
-                rule: f.rule.name(),
-                action: f.action.as_str(),
+                rule: rule.name(),
+                action: action.as_str(),
             })
-            .inc();
+            .inc_by(n);
     }
     let waived = verdict.downgraded().count();
     if waived > 0 {
@@ -301,7 +313,23 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
     // Request-derived fields go in as `&str` (the text format writes them quoted and
     // escaped), never with `%` (Display, raw): a uid with a newline cannot forge a line.
     if !verdict.findings.is_empty() || st.log_allowed {
-        let rules: Vec<&str> = verdict.findings.iter().map(|f| f.rule.name()).collect();
+        // Each rule once (with its count when it fired more than once), so the line stays
+        // short whatever the Pod holds; the findings themselves are in the response.
+        let mut rules: Vec<(RuleId, u64)> = Vec::new();
+        for &(rule, _, n) in &counts {
+            match rules.iter_mut().find(|(r, _)| *r == rule) {
+                Some((_, total)) => *total += n,
+                None => rules.push((rule, n)),
+            }
+        }
+        rules.sort_unstable();
+        let rules: Vec<String> = rules
+            .iter()
+            .map(|(r, n)| match n {
+                1 => r.name().to_owned(),
+                n => format!("{}x{n}", r.name()),
+            })
+            .collect();
         tracing::info!(
             uid = req.uid.as_str(),
             kind,
@@ -310,7 +338,11 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             operation,
             dry_run = req.dry_run.unwrap_or(false),
             verdict = outcome,
-            denied = verdict.findings.iter().filter(|f| f.action == Action::Deny).count(),
+            denied = counts
+                .iter()
+                .filter(|(_, a, _)| *a == Action::Deny)
+                .map(|(_, _, n)| n)
+                .sum::<u64>(),
             waived,
             origin = verdict.origin.as_str(),
             user = req.user_info.username.as_str(),
