@@ -82,6 +82,24 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Writes `text` to stdout. A reader that has gone (`volguard rules | head`) is not an
+/// error; any other write failure exits 2.
+pub fn print_out(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: writing the output: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// Loads a policy file, or the embedded default.
 pub fn load_policy(path: Option<&Path>) -> Result<crate::Policy, String> {
     match path {

@@ -368,3 +368,23 @@ fn certs_keeps_an_existing_ca_unless_forced_and_writes_the_key_0600() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+/// A reader that goes away (`volguard rules | head -1`) ends the output quietly: no panic,
+/// exit 0.
+#[test]
+fn output_to_a_closed_pipe_is_not_a_panic() {
+    for args in [&["rules"][..], &["policy", "default"], &["policy", "schema"]] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the read end before the child writes anything.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}

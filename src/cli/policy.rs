@@ -23,10 +23,7 @@ pub enum PolicyCommand {
 
 pub fn run(args: PolicyArgs) -> ExitCode {
     match args.command {
-        PolicyCommand::Default => {
-            print!("{DEFAULT_POLICY_YAML}");
-            ExitCode::SUCCESS
-        }
+        PolicyCommand::Default => super::print_out(DEFAULT_POLICY_YAML),
         PolicyCommand::Validate { file } => match super::load_policy(Some(&file)) {
             Ok(p) => {
                 println!(
@@ -44,11 +41,10 @@ pub fn run(args: PolicyArgs) -> ExitCode {
         },
         PolicyCommand::Schema => {
             let schema = policy::schema();
-            println!(
-                "{}",
+            super::print_out(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&schema).expect("serialises")
-            );
-            ExitCode::SUCCESS
+            ))
         }
     }
 }

@@ -145,34 +145,37 @@ fn wrap(text: &str, width: usize, indent: &str) -> String {
 }
 
 pub fn run(args: RulesArgs) -> ExitCode {
-    match args.output {
-        RulesFormat::Text => {
-            println!(
-                "\"apiserver already rejects\": what Kubernetes rejects itself, before any webhook \
-                 runs, in {APISERVER_SCOPE}.\n"
-            );
-            print_text();
-        }
-        RulesFormat::Json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&docs()).expect("serialises")
-            );
-        }
-        RulesFormat::Markdown => print!("{}", markdown()),
-    }
-    ExitCode::SUCCESS
+    let text = match args.output {
+        RulesFormat::Text => format!(
+            "\"apiserver already rejects\": what Kubernetes rejects itself, before any webhook \
+             runs, in {APISERVER_SCOPE}.\n\n{}",
+            text()
+        ),
+        RulesFormat::Json => format!(
+            "{}\n",
+            serde_json::to_string_pretty(&docs()).expect("serialises")
+        ),
+        RulesFormat::Markdown => markdown(),
+    };
+    super::print_out(&text)
 }
 
-fn print_text() {
+fn text() -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     for d in docs() {
-        println!("{}  (default: {})", d.rule, d.default_action);
-        println!("  {}", d.summary);
+        let _ = writeln!(out, "{}  (default: {})", d.rule, d.default_action);
+        let _ = writeln!(out, "  {}", d.summary);
         for o in &d.options {
-            println!("  option {}: default {} ({})", o.name, o.default, o.help);
+            let _ = writeln!(
+                out,
+                "  option {}: default {} ({})",
+                o.name, o.default, o.help
+            );
         }
-        println!("  apiserver already rejects: {}", apiserver(&d));
-        print!("{}", wrap(d.explanation, 92, "    "));
-        println!();
+        let _ = writeln!(out, "  apiserver already rejects: {}", apiserver(&d));
+        out.push_str(&wrap(d.explanation, 92, "    "));
+        out.push('\n');
     }
+    out
 }
