@@ -373,7 +373,11 @@ fn certs_keeps_an_existing_ca_unless_forced_and_writes_the_key_0600() {
 /// exit 0.
 #[test]
 fn output_to_a_closed_pipe_is_not_a_panic() {
-    for args in [&["rules"][..], &["policy", "default"], &["policy", "schema"]] {
+    for args in [
+        &["rules"][..],
+        &["policy", "default"],
+        &["policy", "schema"],
+    ] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"))
             .args(args)
             .stdout(std::process::Stdio::piped())
