@@ -220,6 +220,7 @@ pub fn run_blocking(config: ServeConfig) -> Result<(), Error> {
 async fn start_policy_source(
     config: &ServeConfig,
     state: &AppState,
+    reread: &source::file::Reread,
     background: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), Error> {
     match &config.policy {
@@ -238,6 +239,7 @@ async fn start_policy_source(
                 vec![path.clone()],
                 config.reload_interval,
                 vec![text],
+                reread.clone(),
                 move |contents| {
                     let _ = store.apply_text(
                         &String::from_utf8_lossy(&contents[0]),
@@ -285,8 +287,11 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
     let tls_config = tls::server_config(resolver.clone(), config.client_ca.as_deref())?;
     state.metrics.cert_reload("success");
 
+    // SIGHUP pokes the file pollers, so a re-read goes through the same validation,
+    // metrics and logs as any change they notice themselves.
+    let (reread_now, reread) = tokio::sync::watch::channel(());
     let mut background = Vec::new();
-    start_policy_source(&config, &state, &mut background).await?;
+    start_policy_source(&config, &state, &reread, &mut background).await?;
     background.push(tokio::spawn(tls::watch(
         files.clone(),
         config.reload_interval,
@@ -294,6 +299,7 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
         resolver.clone(),
         state.metrics.clone(),
         state.ready.clone(),
+        reread,
     )));
 
     let listener = std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
@@ -362,7 +368,12 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
 
     loop {
         match signals.next().await {
-            drain::Asked::Reload => reload_now(&config, &state, &files, &resolver),
+            drain::Asked::Reload => {
+                tracing::info!(
+                    "SIGHUP: re-reading the policy file and the certificate (a ConfigMap policy is watched already)"
+                );
+                reread_now.send_replace(());
+            }
             drain::Asked::Stop(name) => {
                 tracing::info!(signal = name, "stopping");
                 break;
@@ -400,47 +411,6 @@ pub async fn run(config: ServeConfig) -> Result<(), Error> {
 
 /// Past the configured drain delay and shutdown timeout, the most the stop may take.
 const STOP_GRACE: Duration = Duration::from_millis(500);
-
-/// SIGHUP: re-reads the policy file and the certificate at once (the pollers would notice
-/// within `--reload-interval`). A bad file is rejected and the one in force stays.
-fn reload_now(
-    config: &ServeConfig,
-    state: &AppState,
-    files: &tls::CertFiles,
-    resolver: &tls::ReloadingResolver,
-) {
-    tracing::info!("SIGHUP: reloading the policy and the certificate");
-    match &config.policy {
-        PolicySource::File(path) => match std::fs::read(path) {
-            Ok(text) => {
-                let name = path.display().to_string();
-                let _ = state.policies.apply_text(
-                    &String::from_utf8_lossy(&text),
-                    &name,
-                    &format!("file {name}"),
-                );
-            }
-            Err(e) => {
-                state.metrics.reload("error");
-                tracing::error!(path = %path.display(), error = %e, "policy file unreadable; keeping the policy in force");
-            }
-        },
-        PolicySource::ConfigMap { .. } => {
-            tracing::info!("the policy ConfigMap is watched; nothing to re-read");
-        }
-        PolicySource::Embedded => {}
-    }
-    match tls::LoadedKey::read(files) {
-        Ok(k) => {
-            resolver.replace(k.key);
-            state.metrics.cert_reload("success");
-        }
-        Err(e) => {
-            state.metrics.cert_reload("invalid");
-            tracing::warn!(error = %e, "TLS certificate rejected; keeping the current one");
-        }
-    }
-}
 
 /// The admin port on its own thread and runtime: `/livez` never waits behind webhook work.
 /// Same header-read, first-request and idle timeouts as the webhook, and a connection cap.

@@ -267,6 +267,7 @@ pub async fn watch(
     resolver: Arc<ReloadingResolver>,
     metrics: Arc<super::metrics::Metrics>,
     ready: Arc<super::health::Readiness>,
+    mut reread: crate::source::file::Reread,
 ) {
     let cert_name = files.cert.display().to_string();
     let mut current = leaf_validity(&initial[0], &cert_name).ok();
@@ -280,7 +281,7 @@ pub async fn watch(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        crate::source::file::next_poll(&mut tick, &mut reread).await;
         let contents = match (
             tokio::fs::read(&files.cert).await,
             tokio::fs::read(&files.key).await,
