@@ -332,33 +332,29 @@ fn resolve_subject(spec: &Spec, rule: RuleId, rest: &str) -> Option<String> {
     };
     let c = containers.get(i)?;
     let mut out = format!("{field}[{:?}]", c.name);
-    match tail.strip_prefix('.').and_then(split_index) {
-        Some(("volumeMounts", j, rest)) => {
-            let m = c.volume_mounts.get(j)?;
-            if rule == RuleId::MountPathUnique {
-                out.push_str(&format!(".path[{:?}]", paths::normalize(&m.mount_path)));
-            } else {
-                out.push_str(&format!(
-                    ".volumeMounts[{:?} at {:?}]",
-                    m.name, m.mount_path
-                ));
-            }
-            out.push_str(rest);
+    // A mount or device is what it mounts where; for mount-path-unique only where (which of
+    // two colliding entries is reported depends on their order).
+    let entry = match tail.strip_prefix('.').and_then(split_index) {
+        Some(("volumeMounts", j, rest)) => c
+            .volume_mounts
+            .get(j)
+            .map(|m| ("volumeMounts", &m.name, &m.mount_path, rest)),
+        Some(("volumeDevices", j, rest)) => c
+            .volume_devices
+            .get(j)
+            .map(|d| ("volumeDevices", &d.name, &d.device_path, rest)),
+        _ => {
+            out.push_str(tail);
+            return Some(out);
         }
-        Some(("volumeDevices", j, rest)) => {
-            let d = c.volume_devices.get(j)?;
-            if rule == RuleId::MountPathUnique {
-                out.push_str(&format!(".path[{:?}]", paths::normalize(&d.device_path)));
-            } else {
-                out.push_str(&format!(
-                    ".volumeDevices[{:?} at {:?}]",
-                    d.name, d.device_path
-                ));
-            }
-            out.push_str(rest);
-        }
-        _ => out.push_str(tail),
+    };
+    let (list, name, at, rest) = entry?;
+    if rule == RuleId::MountPathUnique {
+        out.push_str(&format!(".path[{:?}]", paths::normalize(at)));
+    } else {
+        out.push_str(&format!(".{list}[{name:?} at {at:?}]"));
     }
+    out.push_str(rest);
     Some(out)
 }
 
