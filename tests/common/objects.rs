@@ -1,4 +1,4 @@
-//! Generated objects (the generator of `tests/proptest_engine.rs`, over every kind that
+//! Generated objects (shared by the property, differential and UPDATE tests, over every kind that
 //! carries a Pod template) and how the apiserver sends them: defaulted and wrapped in an
 //! AdmissionReview.
 
