@@ -45,14 +45,9 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
 #[cfg(test)]
 mod tests {
     use crate::engine::rules::RuleId::EmptydirMediumValid as R;
-    use crate::engine::rules::testutil::{paths, run};
+    use crate::engine::rules::testutil::{paths, run, empty_dir_pod, flagged_at};
     use rstest::rstest;
 
-    fn pod(empty_dir: &str) -> String {
-        format!(
-            "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
-        )
-    }
 
     // kubernetes/kubernetes pkg/volume/emptydir/empty_dir.go:emptyDir.SetUpAt and
     // pkg/apis/core/v1/helper/helpers.go:IsHugePageMedium (see tests/data/kubelet/NOTES.md §2).
@@ -70,17 +65,13 @@ mod tests {
     #[case::disk_spelled_out("{medium: Disk}", true)]
     #[case::trailing_space("{medium: \"Memory \"}", true)]
     fn media(#[case] ed: &str, #[case] flagged: bool) {
-        let want: &[&str] = if flagged {
-            &["spec.volumes[0].emptyDir.medium"]
-        } else {
-            &[]
-        };
-        assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
+        let want = flagged_at(flagged, "spec.volumes[0].emptyDir.medium");
+        assert_eq!(paths(&run(R, &empty_dir_pod(ed))), want, "{ed}");
     }
 
     #[test]
     fn message_suggests_the_spelling() {
-        let v = run(R, &pod("{medium: memory}"));
+        let v = run(R, &empty_dir_pod("{medium: memory}"));
         assert_eq!(
             v[0].message,
             "emptyDir \"v\" has medium \"memory\", unknown to the kubelet: the mount fails; write Memory"

@@ -112,14 +112,9 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
 #[cfg(test)]
 mod tests {
     use crate::engine::rules::RuleId::EmptydirSizeLimitMax as R;
-    use crate::engine::rules::testutil::{paths, run, run_with};
+    use crate::engine::rules::testutil::{paths, run, run_with, empty_dir_pod, flagged_at};
     use rstest::rstest;
 
-    fn pod(empty_dir: &str) -> String {
-        format!(
-            "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
-        )
-    }
 
     #[rstest]
     #[case::at_max_binary("{sizeLimit: 10Gi}", false)]
@@ -139,17 +134,13 @@ mod tests {
     #[case::memory_above("{medium: Memory, sizeLimit: 3Gi}", true)]
     #[case::hugepages_ignored("{medium: HugePages, sizeLimit: 100Gi}", false)]
     fn defaults(#[case] ed: &str, #[case] flagged: bool) {
-        let want: &[&str] = if flagged {
-            &["spec.volumes[0].emptyDir.sizeLimit"]
-        } else {
-            &[]
-        };
-        assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
+        let want = flagged_at(flagged, "spec.volumes[0].emptyDir.sizeLimit");
+        assert_eq!(paths(&run(R, &empty_dir_pod(ed))), want, "{ed}");
     }
 
     #[test]
     fn invalid_quantity_message_is_clear() {
-        let v = run(R, &pod("{sizeLimit: lots}"));
+        let v = run(R, &empty_dir_pod("{sizeLimit: lots}"));
         assert!(
             v[0].message
                 .contains("\"lots\", which is not a valid quantity"),
@@ -161,8 +152,8 @@ mod tests {
     #[test]
     fn configured_maxima() {
         let policy = "rules:\n  emptydir-size-limit-max: {maxDisk: 50Gi}\n";
-        assert!(run_with(R, &pod("{sizeLimit: 40Gi}"), policy).is_empty());
-        assert_eq!(run_with(R, &pod("{sizeLimit: 60Gi}"), policy).len(), 1);
+        assert!(run_with(R, &empty_dir_pod("{sizeLimit: 40Gi}"), policy).is_empty());
+        assert_eq!(run_with(R, &empty_dir_pod("{sizeLimit: 60Gi}"), policy).len(), 1);
     }
 
     #[test]

@@ -139,14 +139,9 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
 #[cfg(test)]
 mod tests {
     use crate::engine::rules::RuleId::EmptydirSizeLimitRequired as R;
-    use crate::engine::rules::testutil::{paths, run, run_with};
+    use crate::engine::rules::testutil::{paths, run, run_with, empty_dir_pod, flagged_at};
     use rstest::rstest;
 
-    fn pod(empty_dir: &str) -> String {
-        format!(
-            "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
-        )
-    }
 
     #[rstest]
     #[case::disk_no_limit("{}", true)]
@@ -159,12 +154,8 @@ mod tests {
     #[case::hugepages_sized("{medium: HugePages-2Mi}", false)]
     #[case::unknown_medium_is_emptydir_medium_valid_business("{medium: memory}", false)]
     fn default_media(#[case] ed: &str, #[case] flagged: bool) {
-        let want: &[&str] = if flagged {
-            &["spec.volumes[0].emptyDir"]
-        } else {
-            &[]
-        };
-        assert_eq!(paths(&run(R, &pod(ed))), want, "{ed}");
+        let want = flagged_at(flagged, "spec.volumes[0].emptyDir");
+        assert_eq!(paths(&run(R, &empty_dir_pod(ed))), want, "{ed}");
     }
 
     // kubernetes/kubernetes pkg/kubelet/eviction/eviction_manager.go:emptyDirLimitEviction
@@ -182,12 +173,8 @@ mod tests {
     #[case::negative_is_max_rule_business("{sizeLimit: -1}", false)]
     #[case::invalid_is_max_rule_business("{sizeLimit: lots}", false)]
     fn zero_size_limit(#[case] ed: &str, #[case] flagged: bool) {
-        let v = run(R, &pod(ed));
-        let want: &[&str] = if flagged {
-            &["spec.volumes[0].emptyDir.sizeLimit"]
-        } else {
-            &[]
-        };
+        let v = run(R, &empty_dir_pod(ed));
+        let want = flagged_at(flagged, "spec.volumes[0].emptyDir.sizeLimit");
         assert_eq!(paths(&v), want, "{ed}");
         if flagged {
             assert!(
@@ -201,8 +188,8 @@ mod tests {
     #[test]
     fn media_option_limits_scope() {
         let policy = "rules:\n  emptydir-size-limit-required: {media: [memory]}\n";
-        assert!(run_with(R, &pod("{}"), policy).is_empty());
-        assert_eq!(run_with(R, &pod("{medium: Memory}"), policy).len(), 1);
+        assert!(run_with(R, &empty_dir_pod("{}"), policy).is_empty());
+        assert_eq!(run_with(R, &empty_dir_pod("{medium: Memory}"), policy).len(), 1);
     }
 
     #[test]
@@ -217,7 +204,7 @@ mod tests {
         );
         let v = run_with(
             R,
-            &pod("{medium: Memory}"),
+            &empty_dir_pod("{medium: Memory}"),
             "rules:\n  emptydir-size-limit-max: {action: 'off'}\n",
         );
         assert!(v[0].message.ends_with("; set sizeLimit"), "{}", v[0]);

@@ -31,3 +31,15 @@ pub fn run(rule: RuleId, object_yaml: &str) -> Vec<Violation> {
 pub fn paths(v: &[Violation]) -> Vec<&str> {
     v.iter().map(|v| v.path.as_str()).collect()
 }
+
+/// A Pod with one volume `v` of `emptyDir: <empty_dir>` (YAML flow text) and one container.
+pub fn empty_dir_pod(empty_dir: &str) -> String {
+    format!(
+        "kind: Pod\nspec:\n  volumes: [{{name: v, emptyDir: {empty_dir}}}]\n  containers: [{{name: c}}]\n"
+    )
+}
+
+/// The expected violation paths of a table row: `path` when the row is flagged, else none.
+pub fn flagged_at(flagged: bool, path: &'static str) -> Vec<&'static str> {
+    if flagged { vec![path] } else { Vec::new() }
+}
