@@ -7,18 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 const DAY: Duration = Duration::from_secs(86_400);
-
-fn der(pem: &str) -> Vec<u8> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .to_vec()
-}
 
 fn unix(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
@@ -206,7 +196,7 @@ async fn reload_refuses_expired_and_waits_for_not_yet_valid_certificates() {
     );
     assert_eq!(
         client.connect().await.unwrap().peer_cert,
-        der(&first.cert_pem)
+        leaf_der(&first.cert_pem)
     );
     let m = server.metrics();
     assert_eq!(
@@ -242,16 +232,10 @@ async fn reload_refuses_expired_and_waits_for_not_yet_valid_certificates() {
         "{}",
         server.metrics()
     );
-    let want = &der(&future.cert_pem);
-    let c = &client;
     assert!(
-        eventually(Duration::from_secs(15), || async move {
-            c.connect()
-                .await
-                .map(|c| &c.peer_cert == want)
-                .unwrap_or(false)
-        })
-        .await,
+        client
+            .eventually_serves(&future.cert_pem, Duration::from_secs(15))
+            .await,
         "the certificate was not served once valid"
     );
     let m = server.metrics();

@@ -6,16 +6,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
-
-fn der(pem: &str) -> Vec<u8> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-        .to_vec()
-}
 
 #[tokio::test]
 async fn certificate_rotation_by_symlink_swap() {
@@ -42,7 +32,7 @@ async fn certificate_rotation_by_symlink_swap() {
 
     let client = server.client(Version::Http1);
     let mut old_conn = client.connect().await.unwrap();
-    assert_eq!(old_conn.peer_cert, der(&first.cert_pem));
+    assert_eq!(old_conn.peer_cert, leaf_der(&first.cert_pem));
     let seed = seed_create("r1");
     assert_eq!(
         old_conn
@@ -65,7 +55,7 @@ async fn certificate_rotation_by_symlink_swap() {
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(
         client.connect().await.unwrap().peer_cert,
-        der(&first.cert_pem)
+        leaf_der(&first.cert_pem)
     );
     assert!(
         server
@@ -82,16 +72,10 @@ async fn certificate_rotation_by_symlink_swap() {
         ],
         3,
     );
-    let want = &der(&second.cert_pem);
-    let c = &client;
     assert!(
-        eventually(Duration::from_secs(5), || async move {
-            c.connect()
-                .await
-                .map(|c| &c.peer_cert == want)
-                .unwrap_or(false)
-        })
-        .await,
+        client
+            .eventually_serves(&second.cert_pem, Duration::from_secs(5))
+            .await,
         "new certificate not served"
     );
     // The connection opened before the rotation was not dropped.

@@ -273,7 +273,29 @@ enum Sender {
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
+/// The DER bytes of the first certificate of a PEM chain (what a TLS peer presents).
+pub fn leaf_der(pem: &str) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .next()
+        .expect("a PEM certificate")
+        .expect("a valid PEM certificate")
+        .to_vec()
+}
+
 impl Client {
+    /// True once a new connection is served `cert_pem`'s leaf certificate, within `timeout`.
+    pub async fn eventually_serves(&self, cert_pem: &str, timeout: Duration) -> bool {
+        let want = &leaf_der(cert_pem);
+        eventually(timeout, || async move {
+            self.connect()
+                .await
+                .map(|c| &c.peer_cert == want)
+                .unwrap_or(false)
+        })
+        .await
+    }
+
     pub async fn connect(&self) -> std::io::Result<Conn> {
         let alpn = match self.version {
             Version::Http1 => vec![b"http/1.1".to_vec()],
