@@ -19,6 +19,16 @@ use crate::engine::rules::{Action, RuleId};
 use crate::engine::verdict::{Skipped, Verdict};
 use crate::engine::workload::POD_KINDS;
 
+/// The `kind` label of a request: a static string (no allocation per request), and "other"
+/// for kinds the engine does not judge, so a client cannot grow the label set.
+fn kind_label(kind: &str) -> &'static str {
+    POD_KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == kind)
+        .unwrap_or("other")
+}
+
 #[derive(Debug, Deserialize)]
 pub struct ValidateQuery {
     timeout: Option<String>,
@@ -205,11 +215,7 @@ fn record_mutation(
     elapsed: Duration,
 ) {
     let kind = req.kind.kind.as_str();
-    let kind_label = POD_KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .unwrap_or("other");
+    let kind_label = kind_label(kind);
     let result = mutation.result();
     st.metrics
         .mutations
@@ -263,13 +269,7 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
         Some(Skipped::ExemptNamespace) => "exempt",
         None => verdict.outcome(),
     };
-    // Label values are static strings: no allocation per request. Kinds we do not judge are
-    // counted as "other" so a client cannot grow the label set.
-    let kind_label = POD_KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .unwrap_or("other");
+    let kind_label = kind_label(kind);
     st.metrics
         .requests
         .get_or_create(&RequestLabels {
