@@ -384,15 +384,22 @@ pub struct PodCtx<'a> {
 }
 
 impl<'a> PodCtx<'a> {
+    /// Windows when `spec.os.name` is `windows` (the kubelet refuses a Pod for another OS,
+    /// `rejectPodAdmissionBasedOnOSField`); a path with a drive letter or UNC prefix is
+    /// Windows in any Pod (`paths::normalize_in`).
+    pub fn path_style(spec: &Spec) -> PathStyle {
+        match spec.os.as_ref().and_then(|o| o.name.as_deref()) {
+            Some("windows") => PathStyle::Windows,
+            _ => PathStyle::Linux,
+        }
+    }
+
     pub fn new(prefix: &'static str, spec: &'a Spec, claim_templates: Vec<&'a str>) -> Self {
         let mut volume_index = HashMap::with_capacity(spec.volumes.len());
         for (i, v) in spec.volumes.iter().enumerate() {
             volume_index.entry(v.name.as_str()).or_insert(i);
         }
-        let style = match spec.os.as_ref().and_then(|o| o.name.as_deref()) {
-            Some("windows") => PathStyle::Windows,
-            _ => PathStyle::Linux,
-        };
+        let style = Self::path_style(spec);
         let lists = [
             (ContainerKind::Regular, &spec.containers),
             (ContainerKind::Init, &spec.init_containers),

@@ -350,7 +350,10 @@ fn resolve_subject(spec: &Spec, rule: RuleId, rest: &str) -> Option<String> {
     };
     let (list, name, at, rest) = entry?;
     if rule == RuleId::MountPathUnique {
-        out.push_str(&format!(".path[{:?}]", paths::normalize(at)));
+        // Normalised as the rule compares them (Windows-aware), so two entries that collide
+        // have one identity whichever of them is reported.
+        let style = PodCtx::path_style(spec);
+        out.push_str(&format!(".path[{:?}]", paths::normalize_in(at, style)));
     } else {
         out.push_str(&format!(".{list}[{name:?} at {at:?}]"));
     }
@@ -627,6 +630,27 @@ spec:
                 .iter()
                 .any(|f| f.path == "spec.template.spec.containers[1].volumeMounts[1]")
         );
+    }
+
+    /// Windows paths collide case-insensitively with `\` and `/` equal (the kubelet's
+    /// Windows `makeMounts`): swapping the two colliding mounts moves the report to the
+    /// other one, which is still the same violation.
+    #[test]
+    fn update_identity_of_colliding_windows_mounts() {
+        let pod = |a: &str, b: &str| {
+            obj(&format!(
+                "kind: Pod\nmetadata: {{name: w}}\nspec:\n  os: {{name: windows}}\n  containers:\n  - name: app\n    volumeMounts: [{{name: d, mountPath: '{a}'}}, {{name: d, mountPath: '{b}'}}]\n  volumes: [{{name: d, emptyDir: {{sizeLimit: 1Gi}}}}]\n"
+            ))
+        };
+        let old = pod("C:\\data", "c:/data/");
+        assert_eq!(
+            denied_rules(&eval("{}", "default", Operation::Create, &old, None)),
+            [RuleId::MountPathUnique]
+        );
+        let swapped = pod("c:/data/", "C:\\data");
+        let v = eval("{}", "default", Operation::Update, &swapped, Some(&old));
+        assert!(v.allowed, "{:?}", v.findings);
+        assert!(v.findings.iter().all(|f| f.preexisting), "{:?}", v.findings);
     }
 
     #[test]
