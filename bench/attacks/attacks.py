@@ -36,9 +36,14 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
+import faulthandler  # noqa: E402
+
 import bodies  # noqa: E402
 import common  # noqa: E402
 import h2mini  # noqa: E402
+
+# A crash of the interpreter itself prints the Python stack of every thread, not only "Segmentation fault".
+faulthandler.enable()
 
 MiB = 1024 * 1024
 LIVEZ_P99_TARGET_MS = 100.0
@@ -599,7 +604,8 @@ def attack_h2_bodies(row, tmp):
 
 
 def attack_h2_zero_window(row, tmp):
-    """HTTP/2 client announcing a zero receive window, then 100 requests with ~1.2 MiB answers."""
+    """HTTP/2 client announcing a zero receive window, then 100 requests for the largest answer
+    the server writes (its message is capped at 100 violation lines)."""
     n = 100
     body = bodies.pod_large_answer()
     tgt = Target(tmp, row.name)

@@ -5,6 +5,12 @@ HPACK fields (no Huffman, no dynamic table), DATA that honours the server's flow
 windows (or stops short of END_STREAM), and a reader thread that ACKs SETTINGS/PING, tracks
 WINDOW_UPDATEs, response status, DATA bytes, RST_STREAM, GOAWAY and EOF. It never sends a
 WINDOW_UPDATE of its own unless `auto_window` is set.
+
+TLS runs over memory BIOs (`SSLContext.wrap_bio`) with one lock around every call into the TLS
+object: OpenSSL does not allow one SSL object to be read and written by two threads at once,
+and a blocking `SSLSocket` shared by the reader thread and the writer releases the GIL inside
+both SSL_read and SSL_write, which crashed the interpreter (SIGSEGV) in a CI run. Only the
+plain socket is used from both threads (recv in the reader, sendall in the writer).
 """
 import socket
 import ssl
@@ -46,10 +52,13 @@ def hpack_literal(headers):
 
 class H2Conn:
     def __init__(self, port, ctx, initial_window=65535, auto_window=False, host="127.0.0.1", timeout=10):
-        raw = socket.create_connection((host, port), timeout=timeout)
-        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
-        assert self.sock.selected_alpn_protocol() == "h2", self.sock.selected_alpn_protocol()
-        self.lock = threading.Lock()      # writes
+        self.raw = socket.create_connection((host, port), timeout=timeout)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
+        self.tls_lock = threading.Lock()  # every call into self.tls and its BIOs
+        self.lock = threading.Lock()      # raw writes, in order; taken before tls_lock
+        self._handshake()
+        assert self.tls.selected_alpn_protocol() == "h2", self.tls.selected_alpn_protocol()
         self.cv = threading.Condition()   # state
         self.auto_window = auto_window
         self.send_conn_window = 65535
@@ -64,23 +73,72 @@ class H2Conn:
         self.closed = False
         self.closed_at = None
         self.next_stream = 1
-        self.sock.settimeout(None)
+        self.rbuf = bytearray()
+        self.raw.settimeout(None)
         self._write(PREFACE + frame(SETTINGS, 0, 0, struct.pack(">HI", SETTINGS_INITIAL_WINDOW_SIZE, initial_window)))
         self.reader = threading.Thread(target=self._read_loop, daemon=True)
         self.reader.start()
 
+    def _flush(self):
+        """Sends what TLS has queued; the caller holds self.lock."""
+        with self.tls_lock:
+            out = self.outgoing.read()
+        if out:
+            self.raw.sendall(out)
+
+    def _feed(self):
+        data = self.raw.recv(65536)
+        if not data:
+            raise EOFError
+        with self.tls_lock:
+            self.incoming.write(data)
+
+    def _handshake(self):
+        while True:
+            with self.tls_lock:
+                try:
+                    self.tls.do_handshake()
+                    done = True
+                except ssl.SSLWantReadError:
+                    done = False
+            with self.lock:
+                self._flush()
+            if done:
+                return
+            self._feed()
+
     def _write(self, data):
         with self.lock:
-            self.sock.sendall(data)
+            view = memoryview(data)
+            while view:
+                with self.tls_lock:
+                    n = self.tls.write(view)
+                view = view[n:]
+            self._flush()
+
+    def _recv_some(self):
+        while True:
+            with self.tls_lock:
+                try:
+                    data = self.tls.read(65536)
+                except ssl.SSLWantReadError:
+                    data = None
+                pending = self.outgoing.pending
+            if data is not None:
+                if not data:
+                    raise EOFError
+                return data
+            if pending:  # e.g. a TLS 1.3 KeyUpdate answer
+                with self.lock:
+                    self._flush()
+            self._feed()
 
     def _recv_exact(self, n):
-        buf = bytearray()
-        while len(buf) < n:
-            chunk = self.sock.recv(n - len(buf))
-            if not chunk:
-                raise EOFError
-            buf += chunk
-        return bytes(buf)
+        while len(self.rbuf) < n:
+            self.rbuf += self._recv_some()
+        out = bytes(self.rbuf[:n])
+        del self.rbuf[:n]
+        return out
 
     def _read_loop(self):
         try:
@@ -183,7 +241,9 @@ class H2Conn:
             return self.closed
 
     def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        # shutdown() wakes the reader thread's recv; close() alone would not.
+        for op in (lambda: self.raw.shutdown(socket.SHUT_RDWR), self.raw.close):
+            try:
+                op()
+            except OSError:
+                pass
