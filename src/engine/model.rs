@@ -437,6 +437,15 @@ impl RawQuantity<'_> {
     /// or U+2028/U+2029 reaches it JSON-escaped (`\t`), so it is not trimmed and the value is
     /// rejected: keep those. Numbers are read as kubectl sends them (shortest `f64` digits).
     fn trim(v: &str) -> &str {
+        // The usual quantity ("500Mi") starts and ends with an ASCII character that is not
+        // whitespace and has no control character: nothing to trim, no char decoding.
+        let plain = |b: &u8| b.is_ascii_graphic();
+        if v.as_bytes().first().is_some_and(plain)
+            && v.as_bytes().last().is_some_and(plain)
+            && v.bytes().all(|b| b >= b' ' && b != 0x7f && b < 0x80)
+        {
+            return v;
+        }
         if v.contains(|c: char| c < ' ' || c == '\u{2028}' || c == '\u{2029}') {
             v
         } else {
