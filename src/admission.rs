@@ -3,12 +3,14 @@
 //! [`RequestIn::judge`], so subresources, operations and kinds are handled identically.
 //! Responses are encoded as the apiserver expects them (kube's admission types).
 
+use std::borrow::Cow;
+
+use kube::core::Status;
 use kube::core::admission::{AdmissionResponse, Operation as KubeOperation};
 use kube::core::response::StatusSummary;
-use kube::core::{GroupVersionKind, Status};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
-use crate::engine::model::Object;
+use crate::engine::model::{Object, Str, opt_str};
 use crate::engine::mutate::{self, Mutation};
 use crate::engine::policy::Policy;
 use crate::engine::rules::Action;
@@ -17,50 +19,73 @@ use crate::engine::verdict::{self, Operation, Request, Requester, Verdict};
 pub const API_VERSION: &str = "admission.k8s.io/v1";
 
 /// `AdmissionReview` as sent by the apiserver, reduced to the fields we read. Everything else
-/// (options, managedFields, status, ...) is skipped while parsing.
+/// (options, managedFields, status, ...) is skipped while parsing. Strings are borrowed from
+/// the body (see [`crate::engine::model`]).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ReviewIn {
-    #[serde(default)]
-    pub api_version: String,
-    #[serde(default)]
-    pub kind: String,
-    pub request: Option<RequestIn>,
+pub struct ReviewIn<'a> {
+    #[serde(default, borrow)]
+    pub api_version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(borrow)]
+    pub request: Option<RequestIn<'a>>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RequestIn {
-    pub uid: String,
-    pub kind: GroupVersionKind,
-    #[serde(default)]
-    pub sub_resource: Option<String>,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
+pub struct RequestIn<'a> {
+    #[serde(borrow)]
+    pub uid: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: GroupVersionKind<'a>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub sub_resource: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub namespace: Option<Cow<'a, str>>,
     pub operation: KubeOperation,
-    #[serde(default)]
-    pub object: Option<Object>,
-    #[serde(default)]
-    pub old_object: Option<Object>,
+    #[serde(default, borrow)]
+    pub object: Option<Object<'a>>,
+    #[serde(default, borrow)]
+    pub old_object: Option<Object<'a>>,
     #[serde(default)]
     pub dry_run: Option<bool>,
     /// Who sent it (a user, a controller, a node).
-    #[serde(default)]
-    pub user_info: UserInfo,
+    #[serde(default, borrow)]
+    pub user_info: UserInfo<'a>,
+}
+
+/// `request.kind` (every field required, as in `kube::core::GroupVersionKind`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct GroupVersionKind<'a> {
+    #[serde(borrow)]
+    pub group: Cow<'a, str>,
+    #[serde(borrow)]
+    pub version: Cow<'a, str>,
+    #[serde(borrow)]
+    pub kind: Cow<'a, str>,
 }
 
 /// `request.userInfo`, reduced to what decides how a verdict applies.
 #[derive(Debug, Default, Deserialize)]
-pub struct UserInfo {
-    #[serde(default)]
-    pub username: String,
-    #[serde(default)]
-    pub groups: Vec<String>,
+pub struct UserInfo<'a> {
+    #[serde(default, borrow)]
+    pub username: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "str_list")]
+    pub groups: Vec<Cow<'a, str>>,
 }
 
-impl RequestIn {
+/// A list of strings, each borrowed when possible (a bare `Vec<Cow<str>>` would copy each).
+fn str_list<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(Vec::<Str<'de>>::deserialize(d)?
+        .into_iter()
+        .map(|s| s.0)
+        .collect())
+}
+
+impl RequestIn<'_> {
     pub fn operation(&self) -> Operation {
         match self.operation {
             KubeOperation::Create => Operation::Create,
@@ -116,22 +141,31 @@ impl DecodeError {
     }
 }
 
-/// Decodes an `admission.k8s.io/v1` AdmissionReview that carries a request.
-pub fn decode(bytes: &[u8]) -> Result<RequestIn, DecodeError> {
-    let review: ReviewIn = serde_json::from_slice(bytes).map_err(|e| match e.classify() {
+/// Decodes an `admission.k8s.io/v1` AdmissionReview that carries a request. The request
+/// borrows its strings from `bytes`.
+pub fn decode(bytes: &[u8]) -> Result<RequestIn<'_>, DecodeError> {
+    // UTF-8 is checked once for the whole body (`from_str` then trusts it), instead of once
+    // per string `from_slice` reads. A body that is not UTF-8 goes through `from_slice`
+    // exactly as before: same errors, and the same acceptance of bad bytes inside strings it
+    // skips.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str::<ReviewIn>(text),
+        Err(_) => serde_json::from_slice::<ReviewIn>(bytes),
+    };
+    let review = parsed.map_err(|e| match e.classify() {
         serde_json::error::Category::Data => DecodeError::Invalid(e),
         _ => DecodeError::MalformedJson(e),
     })?;
     if review.api_version != API_VERSION || review.kind != "AdmissionReview" {
         return Err(DecodeError::WrongType {
-            api_version: review.api_version,
-            kind: review.kind,
+            api_version: review.api_version.into_owned(),
+            kind: review.kind.into_owned(),
         });
     }
     review.request.ok_or(DecodeError::NoRequest)
 }
 
-impl RequestIn {
+impl RequestIn<'_> {
     /// The engine's verdict on this request. Kinds the engine does not judge, DELETE and
     /// CONNECT are the engine's call; subresources other than a Pod's `ephemeralcontainers`
     /// and `resize` are allowed here without looking.
@@ -156,7 +190,7 @@ impl RequestIn {
     }
 }
 
-impl RequestIn {
+impl RequestIn<'_> {
     /// What `/mutate` adds to this request's object (the policy's `defaults`). Subresources
     /// are never patched: a Pod's `ephemeralcontainers` and `resize` cannot change volumes,
     /// and a workload's `status` or `scale` carries no template to change.
@@ -341,14 +375,15 @@ mod tests {
                      "volumes": [{"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "1Gi"}}]}})
     }
 
-    fn resize(old: &str, new: &str, sub: &str) -> RequestIn {
+    fn resize(old: &str, new: &str, sub: &str) -> RequestIn<'static> {
         let review = serde_json::json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {
             "uid": "r", "kind": {"group": "", "version": "v1", "kind": "Pod"},
             "resource": {"group": "", "version": "v1", "resource": "pods"}, "subResource": sub,
             "namespace": "default", "operation": "UPDATE",
             "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
             "object": pod(new), "oldObject": pod(old)}});
-        decode(&serde_json::to_vec(&review).unwrap()).unwrap()
+        // Leaked: the request borrows from its body (a few hundred bytes per test).
+        decode(serde_json::to_vec(&review).unwrap().leak()).unwrap()
     }
 
     /// `pods/resize` (kubernetes/kubernetes#128266): the whole Pod before and after, judged
@@ -400,7 +435,8 @@ mod tests {
                            {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "u", "controller": true}]},
                        "spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "t", "mountPath": "/t"}]}],
                                 "volumes": [{"name": "t", "emptyDir": {}}]}}}});
-        let req = decode(&serde_json::to_vec(&review).unwrap()).unwrap();
+        let body = serde_json::to_vec(&review).unwrap();
+        let req = decode(&body).unwrap();
         let v = req.judge(&policy);
         let r = response(&req.uid, &v);
         assert!(r.allowed);
@@ -414,14 +450,15 @@ mod tests {
         assert!(w[0].ends_with("(created by its controller)"), "{w:?}");
     }
 
-    fn review(op: &str, sub: &str, object: serde_json::Value) -> RequestIn {
+    fn review(op: &str, sub: &str, object: serde_json::Value) -> RequestIn<'static> {
         let review = serde_json::json!({"apiVersion": API_VERSION, "kind": "AdmissionReview", "request": {
             "uid": "m", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
             "resource": {"group": "apps", "version": "v1", "resource": "deployments"}, "subResource": sub,
             "namespace": "default", "operation": op,
             "userInfo": {"username": "alice", "groups": ["system:authenticated"]},
             "object": object}});
-        decode(&serde_json::to_vec(&review).unwrap()).unwrap()
+        // Leaked: the request borrows from its body (a few hundred bytes per test).
+        decode(serde_json::to_vec(&review).unwrap().leak()).unwrap()
     }
 
     #[test]

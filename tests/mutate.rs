@@ -315,8 +315,8 @@ fn patch_is_minimal_and_idempotent(
         .to_owned();
     let stored = as_stored(object, &ns);
     let review = create_review(kind, &ns, stored.clone(), "alice");
-    let req =
-        admission::decode(&serde_json::to_vec(&review).unwrap()).map_err(|e| e.to_string())?;
+    let body = serde_json::to_vec(&review).unwrap();
+    let req = admission::decode(&body).map_err(|e| e.to_string())?;
     let m = req.mutate(policy);
     let mut patched = stored.clone();
     if let Some(bytes) = m.patch_json() {
@@ -357,7 +357,8 @@ fn patch_is_minimal_and_idempotent(
         }
     }
     let again = create_review(kind, &ns, patched, "alice");
-    let req2 = admission::decode(&serde_json::to_vec(&again).unwrap()).unwrap();
+    let body2 = serde_json::to_vec(&again).unwrap();
+    let req2 = admission::decode(&body2).unwrap();
     let m2 = req2.mutate(policy);
     if !m2.additions.is_empty() {
         return Err(format!("second run added {:?}", m2.additions));

@@ -5,6 +5,7 @@ mod common;
 
 use common::objects::{as_stored, object};
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::Value;
 use volguard::{Object, Operation, Policy, Request, evaluate};
 
@@ -33,8 +34,8 @@ proptest! {
         (old_kind_value, update) in (object(), any::<bool>()),
     ) {
         let policy = Policy::parse("rules:\n  volume-type-allowed: {action: warn}\n  emptydir-ephemeral-storage-declared: {action: audit}\n  emptydir-size-limit-max: {maxTotal: 3Gi}\n", "p").unwrap();
-        let obj: Object = serde_json::from_value(value.clone()).unwrap();
-        let old: Object = serde_json::from_value(old_kind_value.1.clone()).unwrap();
+        let obj: Object = Object::deserialize(value.clone()).unwrap();
+        let old: Object = Object::deserialize(old_kind_value.1.clone()).unwrap();
         let req = Request {
             kind: &kind,
             namespace: "default",
@@ -46,7 +47,7 @@ proptest! {
         let second = evaluate(&policy, &req);
         prop_assert_eq!(&first, &second);
         // Decoding again gives the same verdict too.
-        let again: Object = serde_json::from_value(value.clone()).unwrap();
+        let again: Object = Object::deserialize(value.clone()).unwrap();
         prop_assert_eq!(&first, &evaluate(&policy, &Request { object: &again, ..req }));
         prop_assert_eq!(first.allowed, !first.findings.iter().any(|f| f.action == volguard::Action::Deny));
         // The engine judges (and points into) the object as the apiserver stores it, after

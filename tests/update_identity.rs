@@ -6,6 +6,7 @@ mod common;
 
 use common::objects::object;
 use proptest::prelude::*;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use volguard::{Action, Object, Operation, Policy, Request, evaluate};
 
@@ -89,8 +90,8 @@ fn moved(spec: &Value, k: usize, flip: bool) -> Value {
 }
 
 fn judge(policy: &Policy, kind: &str, new: &Value, old: &Value) -> volguard::Verdict {
-    let new: Object = serde_json::from_value(new.clone()).unwrap();
-    let old: Object = serde_json::from_value(old.clone()).unwrap();
+    let new = Object::deserialize(new).unwrap();
+    let old = Object::deserialize(old).unwrap();
     evaluate(
         policy,
         &Request {

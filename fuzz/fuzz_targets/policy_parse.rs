@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use libfuzzer_sys::fuzz_target;
 use volguard::{Object, Operation, Policy, Request, evaluate};
 
-static PODS: LazyLock<Vec<Object>> = LazyLock::new(|| {
+static PODS: LazyLock<Vec<Object<'static>>> = LazyLock::new(|| {
     [
         include_str!("../../examples/admission-review.json"),
         r#"{"request":{"object":{"kind":"Pod","metadata":{"name":"p","annotations":{"volguard.io/exempt":"*"}},
@@ -18,7 +18,9 @@ static PODS: LazyLock<Vec<Object>> = LazyLock::new(|| {
     .iter()
     .map(|s| {
         let v: serde_json::Value = serde_json::from_str(s).expect("fixture JSON");
-        serde_json::from_value(v["request"]["object"].clone()).expect("fixture object")
+        // The object borrows its strings: its text lives as long as the process.
+        let text: &'static str = v["request"]["object"].to_string().leak();
+        serde_json::from_str(text).expect("fixture object")
     })
     .collect()
 });

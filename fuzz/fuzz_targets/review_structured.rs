@@ -235,5 +235,10 @@ fuzz_target!(|p: PodShape| {
         .expect("serialises");
     let review: ReviewIn =
         serde_json::from_slice(&body).expect("a well-formed AdmissionReview always decodes");
+    let req = volguard::admission::decode(&body).expect("and decode() decodes it");
+    assert_eq!(
+        req.judge(&common::STRICT),
+        review.request.as_ref().unwrap().judge(&common::STRICT)
+    );
     common::judge(&review);
 });

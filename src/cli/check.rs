@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use serde::Deserialize;
 use serde_yaml_ng::Value;
 
 use crate::admission;
@@ -149,9 +150,11 @@ fn check_value(
     }
     if kind == "AdmissionReview" {
         // Through the webhook's own decoder, so a saved review gets the webhook's verdict.
-        let decoded = serde_json::to_vec(&value)
-            .map_err(|e| e.to_string())
-            .and_then(|json| admission::decode(&json).map_err(|e| e.to_string()));
+        let json = serde_json::to_vec(&value).map_err(|e| e.to_string());
+        let decoded = json
+            .as_deref()
+            .map_err(String::clone)
+            .and_then(|json| admission::decode(json).map_err(|e| e.to_string()));
         match decoded {
             Ok(req) => {
                 let verdict = req.judge(policy);
@@ -176,7 +179,8 @@ fn check_value(
     if !POD_KINDS.contains(&kind.as_str()) {
         return;
     }
-    match serde_yaml_ng::from_value::<Object>(value) {
+    // By reference: the object borrows its strings from `value`.
+    match Object::deserialize(&value) {
         Ok(obj) => {
             let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
             let verdict = verdict::evaluate(
@@ -212,10 +216,10 @@ fn push(
     }
     let meta = obj.map(|o| &o.metadata);
     let name = meta
-        .and_then(|m| m.name.clone())
+        .and_then(|m| m.name.as_deref().map(str::to_owned))
         .or_else(|| name.filter(|n| !n.is_empty()).map(str::to_owned))
         .or_else(|| {
-            meta.and_then(|m| m.generate_name.clone())
+            meta.and_then(|m| m.generate_name.as_deref())
                 .map(|g| format!("{g}*"))
         })
         .unwrap_or_else(|| "<unnamed>".into());

@@ -2,8 +2,11 @@
 //!
 //! These are deliberately *views*: every field the rules need, nothing else. Unknown fields
 //! (`managedFields`, `status`, probes, env, ...) are skipped by serde without allocating, which
-//! is what keeps a 6 KB AdmissionReview cheap to decode. The same types are used by the webhook
-//! and by `volguard check`, so both see exactly the same object.
+//! is what keeps a 6 KB AdmissionReview cheap to decode. Strings are borrowed from the input
+//! (`Cow::Borrowed`) unless they contain JSON escapes, so decoding a Pod allocates only its
+//! lists. The same types are used by the webhook and by `volguard check`, so both see exactly
+//! the same object. An owned source (a `serde_yaml_ng::Value`, a `serde_json::Value`) is
+//! decoded by reference: `Object::deserialize(&value)`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -58,35 +61,40 @@ pub const VOLUME_SOURCES: &[&str] = &[
 /// would otherwise misread (see [`Object::from`]): the apiserver's `SetDefaults_Volume`
 /// (already applied to what the webhook receives, so idempotent there) and the StatefulSet
 /// controller's `updateStorage`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(from = "ObjectFields")]
-pub struct Object {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: Meta,
-    pub spec: Option<Spec>,
+#[derive(Debug, Default)]
+pub struct Object<'a> {
+    pub api_version: Cow<'a, str>,
+    pub kind: Cow<'a, str>,
+    pub metadata: Meta<'a>,
+    pub spec: Option<Spec<'a>>,
     /// `PodTemplate.template`.
-    pub template: Option<Box<PodTemplateSpec>>,
+    pub template: Option<Box<PodTemplateSpec<'a>>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ObjectFields::deserialize(d).map(Object::from)
+    }
 }
 
 /// The fields of [`Object`] as written.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ObjectFields {
-    #[serde(default)]
-    api_version: String,
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: Meta,
-    #[serde(default)]
-    spec: Option<Spec>,
-    #[serde(default)]
-    template: Option<Box<PodTemplateSpec>>,
+struct ObjectFields<'a> {
+    #[serde(default, borrow)]
+    api_version: Cow<'a, str>,
+    #[serde(default, borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    metadata: Meta<'a>,
+    #[serde(default, borrow)]
+    spec: Option<Spec<'a>>,
+    #[serde(default, borrow)]
+    template: Option<Box<PodTemplateSpec<'a>>>,
 }
 
-impl From<ObjectFields> for Object {
-    fn from(f: ObjectFields) -> Self {
+impl<'a> From<ObjectFields<'a>> for Object<'a> {
+    fn from(f: ObjectFields<'a>) -> Self {
         let mut obj = Object {
             api_version: f.api_version,
             kind: f.kind,
@@ -121,62 +129,62 @@ impl From<ObjectFields> for Object {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Meta {
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub generate_name: Option<String>,
-    #[serde(default)]
-    pub namespace: Option<String>,
+pub struct Meta<'a> {
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub generate_name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub namespace: Option<Cow<'a, str>>,
     /// Only the annotations volguard reads are kept; the others are skipped.
-    #[serde(default)]
-    pub annotations: Annotations,
+    #[serde(default, borrow)]
+    pub annotations: Annotations<'a>,
     /// Only references with `controller: true` are kept (at most one is valid).
-    #[serde(default, deserialize_with = "controller_refs")]
-    pub owner_references: Vec<OwnerReference>,
+    #[serde(default, borrow, deserialize_with = "controller_refs")]
+    pub owner_references: Vec<OwnerReference<'a>>,
 }
 
-impl Meta {
+impl<'a> Meta<'a> {
     /// The managing controller (`ownerReferences[].controller: true`), if any.
-    pub fn controller(&self) -> Option<&OwnerReference> {
+    pub fn controller(&self) -> Option<&OwnerReference<'a>> {
         self.owner_references.first()
     }
 }
 
 /// An `ownerReferences` entry, reduced to what logs and messages name.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
-pub struct OwnerReference {
-    #[serde(default)]
-    pub kind: String,
-    #[serde(default)]
-    pub name: String,
+pub struct OwnerReference<'a> {
+    #[serde(default, borrow)]
+    pub kind: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
     #[serde(default)]
     pub controller: Option<bool>,
 }
 
 /// `ownerReferences` without the entries that are not the controller.
-fn controller_refs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<OwnerReference>, D::Error> {
-    let refs: Vec<OwnerReference> = null_as_default(d)?;
-    Ok(refs
-        .into_iter()
-        .filter(|r| r.controller == Some(true))
-        .collect())
+fn controller_refs<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<OwnerReference<'a>>, D::Error> {
+    let mut refs: Vec<OwnerReference<'a>> = null_as_default(d)?;
+    refs.retain(|r| r.controller == Some(true));
+    Ok(refs)
 }
 
 /// The annotations volguard reads: `volguard.io/exempt` and the mirror-Pod marker.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Annotations {
+pub struct Annotations<'a> {
     /// The value of `volguard.io/exempt`, if present.
-    pub exempt: Option<String>,
+    pub exempt: Option<Cow<'a, str>>,
     /// `kubernetes.io/config.mirror` is present (any value).
     pub mirror: bool,
 }
 
-impl<'de> Deserialize<'de> for Annotations {
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Annotations;
+        struct V<'a>(std::marker::PhantomData<Annotations<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Annotations<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a map of annotations")
             }
@@ -188,9 +196,9 @@ impl<'de> Deserialize<'de> for Annotations {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut found = Annotations::default();
-                while let Some(key) = map.next_key::<KeyStr<'de>>()? {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
                     if key.0 == EXEMPT_ANNOTATION {
-                        found.exempt = map.next_value::<Option<String>>()?;
+                        found.exempt = map.next_value::<Option<Str<'de>>>()?.map(|s| s.0);
                     } else {
                         found.mirror |= key.0 == MIRROR_ANNOTATION;
                         map.next_value::<IgnoredAny>()?;
@@ -199,33 +207,42 @@ impl<'de> Deserialize<'de> for Annotations {
                 Ok(found)
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
-/// A map key borrowed when the input allows it, owned when it has escapes.
-struct KeyStr<'a>(Cow<'a, str>);
+/// A string borrowed when the input allows it, owned when it has escapes (or the input is
+/// not borrowable).
+pub(crate) struct Str<'a>(pub(crate) Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for KeyStr<'de> {
+impl<'de> Deserialize<'de> for Str<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = KeyStr<'de>;
+            type Value = Str<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string key")
+                f.write_str("a string")
             }
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(KeyStr(v.into()))
+                Ok(Str(v.into()))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(KeyStr(v.to_owned().into()))
+                Ok(Str(v.to_owned().into()))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
-                Ok(KeyStr(v.into()))
+                Ok(Str(v.into()))
             }
         }
         d.deserialize_str(V)
     }
+}
+
+/// An optional string, borrowed when possible (`#[serde(borrow)]` alone borrows only a bare
+/// `Cow<str>`, not one inside an `Option`). `null` is `None`.
+pub(crate) fn opt_str<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<Str<'de>>::deserialize(d)?.map(|s| s.0))
 }
 
 /// The union of a PodSpec and the specs of the workloads that carry one.
@@ -234,40 +251,40 @@ impl<'de> Deserialize<'de> for KeyStr<'de> {
 /// (`kind` may come after `spec` in a hand-written manifest).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Spec {
+pub struct Spec<'a> {
     // PodSpec
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub volumes: Vec<Volume>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub containers: Vec<Container>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub init_containers: Vec<Container>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub ephemeral_containers: Vec<Container>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub volumes: Vec<Volume<'a>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub containers: Vec<Container<'a>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub init_containers: Vec<Container<'a>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub ephemeral_containers: Vec<Container<'a>>,
     /// Pod-level resources (`PodLevelResources`).
-    #[serde(default)]
-    pub resources: Option<Resources>,
+    #[serde(default, borrow)]
+    pub resources: Option<Resources<'a>>,
     /// `spec.overhead` (set by the RuntimeClass admission plugin).
-    #[serde(default)]
-    pub overhead: Option<ResourceList>,
+    #[serde(default, borrow)]
+    pub overhead: Option<ResourceList<'a>>,
     /// `spec.os` (`name: windows` gives the Pod Windows path semantics).
-    #[serde(default)]
-    pub os: Option<PodOs>,
+    #[serde(default, borrow)]
+    pub os: Option<PodOs<'a>>,
     // Workloads
-    #[serde(default)]
-    pub template: Option<Box<PodTemplateSpec>>,
-    #[serde(default)]
-    pub job_template: Option<Box<JobTemplateSpec>>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub volume_claim_templates: Vec<ClaimTemplate>,
+    #[serde(default, borrow)]
+    pub template: Option<Box<PodTemplateSpec<'a>>>,
+    #[serde(default, borrow)]
+    pub job_template: Option<Box<JobTemplateSpec<'a>>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub volume_claim_templates: Vec<ClaimTemplate<'a>>,
 }
 
-impl Spec {
+impl Spec<'_> {
     /// `SetDefaults_Pod` (`pkg/apis/core/v1/defaults.go`): a container or init container
     /// request that is missing takes the value of its limit, key by key. The apiserver does it
     /// to every Pod (so to every Pod a workload's controller creates), not to templates.
     fn default_requests_from_limits(&mut self) {
-        fn fill(req: &mut Option<RawQuantity>, lim: &Option<RawQuantity>) {
+        fn fill<'a>(req: &mut Option<RawQuantity<'a>>, lim: &Option<RawQuantity<'a>>) {
             if req.is_none() {
                 req.clone_from(lim);
             }
@@ -304,7 +321,7 @@ impl Spec {
             .filter_map(|c| c.metadata.name.as_deref())
             .collect();
         for v in &mut spec.volumes {
-            if claims.contains(v.name.as_str()) {
+            if claims.contains(&*v.name) {
                 v.source = Some(Cow::Borrowed("persistentVolumeClaim"));
                 v.empty_dir = None;
                 v.host_path = None;
@@ -317,52 +334,52 @@ impl Spec {
 
 /// `spec.os`: the OS the Pod must run on (the kubelet refuses a Pod for another OS).
 #[derive(Debug, Default, Deserialize)]
-pub struct PodOs {
-    #[serde(default)]
-    pub name: Option<String>,
+pub struct PodOs<'a> {
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub name: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PodTemplateSpec {
-    #[serde(default)]
-    pub metadata: Meta,
-    #[serde(default)]
-    pub spec: Option<Spec>,
+pub struct PodTemplateSpec<'a> {
+    #[serde(default, borrow)]
+    pub metadata: Meta<'a>,
+    #[serde(default, borrow)]
+    pub spec: Option<Spec<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct JobTemplateSpec {
-    #[serde(default)]
-    pub metadata: Meta,
-    #[serde(default)]
-    pub spec: Option<Spec>,
+pub struct JobTemplateSpec<'a> {
+    #[serde(default, borrow)]
+    pub metadata: Meta<'a>,
+    #[serde(default, borrow)]
+    pub spec: Option<Spec<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ClaimTemplate {
-    #[serde(default)]
-    pub metadata: Meta,
+pub struct ClaimTemplate<'a> {
+    #[serde(default, borrow)]
+    pub metadata: Meta<'a>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Container {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub volume_mounts: Vec<VolumeMount>,
-    #[serde(default, deserialize_with = "null_as_default")]
-    pub volume_devices: Vec<VolumeDevice>,
-    #[serde(default)]
-    pub resources: Option<Resources>,
+pub struct Container<'a> {
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub volume_mounts: Vec<VolumeMount<'a>>,
+    #[serde(default, borrow, deserialize_with = "null_as_default")]
+    pub volume_devices: Vec<VolumeDevice<'a>>,
+    #[serde(default, borrow)]
+    pub resources: Option<Resources<'a>>,
     /// `Always` on an init container makes it a sidecar (restartable init container).
-    #[serde(default)]
-    pub restart_policy: Option<String>,
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub restart_policy: Option<Cow<'a, str>>,
 }
 
-impl Container {
+impl Container<'_> {
     /// A native sidecar: an init container with `restartPolicy: Always`.
     pub fn is_restartable(&self) -> bool {
         self.restart_policy.as_deref() == Some("Always")
@@ -371,55 +388,64 @@ impl Container {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VolumeMount {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub mount_path: String,
+pub struct VolumeMount<'a> {
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub mount_path: Cow<'a, str>,
     #[serde(default)]
     pub read_only: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct VolumeDevice {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub device_path: String,
+pub struct VolumeDevice<'a> {
+    #[serde(default, borrow)]
+    pub name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub device_path: Cow<'a, str>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Resources {
-    #[serde(default)]
-    pub limits: Option<ResourceList>,
-    #[serde(default)]
-    pub requests: Option<ResourceList>,
+pub struct Resources<'a> {
+    #[serde(default, borrow)]
+    pub limits: Option<ResourceList<'a>>,
+    #[serde(default, borrow)]
+    pub requests: Option<ResourceList<'a>>,
 }
 
 /// The resources the engine computes with; other keys (hugepages-*, extended resources) are
 /// skipped.
 #[derive(Debug, Default, Deserialize)]
-pub struct ResourceList {
-    #[serde(default)]
-    pub cpu: Option<RawQuantity>,
-    #[serde(default)]
-    pub memory: Option<RawQuantity>,
-    #[serde(default, rename = "ephemeral-storage")]
-    pub ephemeral_storage: Option<RawQuantity>,
+pub struct ResourceList<'a> {
+    #[serde(default, borrow)]
+    pub cpu: Option<RawQuantity<'a>>,
+    #[serde(default, borrow)]
+    pub memory: Option<RawQuantity<'a>>,
+    #[serde(default, borrow, rename = "ephemeral-storage")]
+    pub ephemeral_storage: Option<RawQuantity<'a>>,
 }
 
 /// A quantity as written in the object (a string, or a bare number in YAML/JSON).
 /// Parsed lazily by the rules so an invalid one becomes a violation, not a decode error.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawQuantity(pub String);
+pub struct RawQuantity<'a>(pub Cow<'a, str>);
 
-impl RawQuantity {
+impl RawQuantity<'_> {
     /// apimachinery `Quantity.UnmarshalJSON` trims Unicode whitespace (`strings.TrimSpace`, as
     /// `str::trim`) off the JSON string's raw text before `ParseQuantity`. A control character
     /// or U+2028/U+2029 reaches it JSON-escaped (`\t`), so it is not trimmed and the value is
     /// rejected: keep those. Numbers are read as kubectl sends them (shortest `f64` digits).
     fn trim(v: &str) -> &str {
+        // The usual quantity ("500Mi") starts and ends with an ASCII character that is not
+        // whitespace and has no control character: nothing to trim, no char decoding.
+        let plain = |b: &u8| b.is_ascii_graphic();
+        if v.as_bytes().first().is_some_and(plain)
+            && v.as_bytes().last().is_some_and(plain)
+            && v.bytes().all(|b| b >= b' ' && b != 0x7f && b < 0x80)
+        {
+            return v;
+        }
         if v.contains(|c: char| c < ' ' || c == '\u{2028}' || c == '\u{2029}') {
             v
         } else {
@@ -428,35 +454,38 @@ impl RawQuantity {
     }
 }
 
-impl<'de> Deserialize<'de> for RawQuantity {
+impl<'de: 'a, 'a> Deserialize<'de> for RawQuantity<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = RawQuantity;
+        struct V<'a>(std::marker::PhantomData<RawQuantity<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = RawQuantity<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a quantity string or number")
             }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(RawQuantity(Cow::Borrowed(RawQuantity::trim(v))))
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(RawQuantity(RawQuantity::trim(v).to_owned()))
+                Ok(RawQuantity(Cow::Owned(RawQuantity::trim(v).to_owned())))
             }
             fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
                 if RawQuantity::trim(&v).len() == v.len() {
-                    Ok(RawQuantity(v))
+                    Ok(RawQuantity(Cow::Owned(v)))
                 } else {
                     self.visit_str(&v)
                 }
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(RawQuantity(v.to_string()))
+                Ok(RawQuantity(Cow::Owned(v.to_string())))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                Ok(RawQuantity(v.to_string()))
+                Ok(RawQuantity(Cow::Owned(v.to_string())))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(RawQuantity(v.to_string()))
+                Ok(RawQuantity(Cow::Owned(v.to_string())))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -477,14 +506,14 @@ pub enum Medium {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct EmptyDir {
-    #[serde(default)]
-    pub medium: Option<String>,
-    #[serde(default)]
-    pub size_limit: Option<RawQuantity>,
+pub struct EmptyDir<'a> {
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    pub medium: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub size_limit: Option<RawQuantity<'a>>,
 }
 
-impl EmptyDir {
+impl EmptyDir<'_> {
     pub fn medium(&self) -> Medium {
         match self.medium.as_deref() {
             None | Some("") => Medium::Disk,
@@ -498,16 +527,16 @@ impl EmptyDir {
 /// A volume: its name, its source type (the camelCase key), and the source details the
 /// rules need (emptyDir settings, a declared `readOnly`).
 #[derive(Debug, Default)]
-pub struct Volume {
-    pub name: String,
+pub struct Volume<'a> {
+    pub name: Cow<'a, str>,
     /// The source key, e.g. `emptyDir`, `hostPath` (a volume without one is decoded as `emptyDir: {}`).
     /// Known keys are static strings (no allocation per volume).
     pub source: Option<Cow<'static, str>>,
-    pub empty_dir: Option<EmptyDir>,
+    pub empty_dir: Option<EmptyDir<'a>>,
     /// `readOnly: true` declared inside the source (PVC, CSI, NFS, ...).
     pub source_read_only: bool,
     /// `hostPath.path`, for a hostPath volume.
-    pub host_path: Option<String>,
+    pub host_path: Option<Cow<'a, str>>,
     /// A StatefulSet template volume replaced by the same-named volumeClaimTemplate's PVC.
     pub claim_template: bool,
     /// The volume had no source (or `emptyDir: null`) and reads as `emptyDir: {}` only
@@ -517,9 +546,9 @@ pub struct Volume {
 }
 
 #[derive(Deserialize)]
-struct HostPathProbe {
-    #[serde(default)]
-    path: Option<String>,
+struct HostPathProbe<'a> {
+    #[serde(default, borrow, deserialize_with = "opt_str")]
+    path: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -529,24 +558,27 @@ struct ReadOnlyProbe {
     read_only: Option<bool>,
 }
 
-impl<'de> Deserialize<'de> for Volume {
+impl<'de: 'a, 'a> Deserialize<'de> for Volume<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Volume;
+        struct V<'a>(std::marker::PhantomData<Volume<'a>>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Volume<'a>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("a volume object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut vol = Volume::default();
-                while let Some(key) = map.next_key::<KeyStr<'de>>()? {
+                while let Some(key) = map.next_key::<Str<'de>>()? {
                     let key = key.0;
                     match key.as_ref() {
                         "name" => {
-                            vol.name = map.next_value::<Option<String>>()?.unwrap_or_default()
+                            vol.name = map
+                                .next_value::<Option<Str<'de>>>()?
+                                .map(|s| s.0)
+                                .unwrap_or_default()
                         }
                         "emptyDir" => {
-                            let ed = map.next_value::<Option<EmptyDir>>()?;
+                            let ed = map.next_value::<Option<EmptyDir<'de>>>()?;
                             if let Some(ed) = ed {
                                 vol.empty_dir = Some(ed);
                                 vol.source.get_or_insert(Cow::Borrowed("emptyDir"));
@@ -554,7 +586,7 @@ impl<'de> Deserialize<'de> for Volume {
                         }
                         // Sources without a readOnly field, or whose content is not a map.
                         "hostPath" => {
-                            if let Some(h) = map.next_value::<Option<HostPathProbe>>()? {
+                            if let Some(h) = map.next_value::<Option<HostPathProbe<'de>>>()? {
                                 vol.host_path = Some(h.path.unwrap_or_default());
                                 vol.source.get_or_insert(Cow::Borrowed("hostPath"));
                             }
@@ -585,7 +617,7 @@ impl<'de> Deserialize<'de> for Volume {
                 Ok(vol)
             }
         }
-        d.deserialize_map(V)
+        d.deserialize_map(V(std::marker::PhantomData))
     }
 }
 
@@ -675,7 +707,7 @@ mod tests {
         )
         .unwrap();
         let spec = obj.spec.unwrap();
-        fn req(c: &Container) -> &ResourceList {
+        fn req<'a>(c: &'a Container<'a>) -> &'a ResourceList<'a> {
             c.resources.as_ref().unwrap().requests.as_ref().unwrap()
         }
         let a = req(&spec.containers[0]);
@@ -721,7 +753,7 @@ mod tests {
         .unwrap();
         assert!(m.annotations.mirror);
         let c = m.controller().unwrap();
-        assert_eq!((c.kind.as_str(), c.name.as_str()), ("ReplicaSet", "web-5d"));
+        assert_eq!((&*c.kind, &*c.name), ("ReplicaSet", "web-5d"));
         let m: Meta = serde_json::from_str(
             r#"{"ownerReferences":[{"kind":"ReplicaSet","name":"x","controller":false}]}"#,
         )

@@ -232,7 +232,7 @@ pub fn mutate(policy: &Policy, req: &Request<'_>, requester: Option<&Requester<'
             pointer,
             value,
             path: format!("{}volumes[{i}].emptyDir.sizeLimit", view.prefix),
-            volume: v.name.clone(),
+            volume: v.name.to_string(),
             size,
             source,
         });
@@ -258,6 +258,7 @@ mod tests {
     use super::*;
     use crate::engine::model::Object;
     use rstest::rstest;
+    use serde::Deserialize;
     use serde_json::{Value, json};
 
     const POLICY: &str = "defaults:\n  emptyDir: {diskSizeLimit: 1024Mi, memorySizeLimit: 256Mi}\nallowExemptionAnnotation: true\n";
@@ -288,7 +289,7 @@ mod tests {
         requester: Option<&Requester<'_>>,
     ) -> Mutation {
         let policy = Policy::parse(policy, "p.yaml").unwrap();
-        let obj: Object = serde_json::from_value(doc.clone()).unwrap();
+        let obj = Object::deserialize(doc).unwrap();
         let kind = doc["kind"].as_str().unwrap();
         mutate(
             &policy,
@@ -506,9 +507,9 @@ mod tests {
         #[case] why: Skip,
     ) {
         let groups = vec![if user.is_some_and(|u| u.starts_with("system:node:")) {
-            "system:nodes".to_owned()
+            "system:nodes".into()
         } else {
-            "system:authenticated".to_owned()
+            "system:authenticated".into()
         }];
         let requester = user.map(|u| Requester {
             username: u,
@@ -544,7 +545,7 @@ mod tests {
             run(POLICY, &dep, "default", Operation::Create, None).skipped,
             Some(Skip::ExemptAnnotation)
         );
-        let groups = vec!["system:authenticated".to_owned()];
+        let groups = vec!["system:authenticated".into()];
         let alice = Requester {
             username: "alice",
             groups: &groups,
@@ -573,7 +574,7 @@ mod tests {
         );
         let policy = Policy::parse(POLICY, "p").unwrap();
         let judge = |doc: &Value| {
-            let obj: Object = serde_json::from_value(doc.clone()).unwrap();
+            let obj = Object::deserialize(doc).unwrap();
             crate::engine::verdict::evaluate(
                 &policy,
                 &Request {

@@ -511,29 +511,66 @@ impl FromStr for Quantity {
 /// Human form for messages: the shortest exact writing among plain digits, binary units,
 /// decimal units and an exponent, so `10Gi` prints as `10Gi`, `10G` as `10G`, `1536Mi` as
 /// `1536Mi`, `1e29` as `1e29`. What it prints parses back to the same value.
+/// How [`Quantity`]'s `Display` writes a value (one candidate spelling).
+#[derive(Clone, Copy)]
+enum Form {
+    /// Digits, with a decimal point if `exp < 0`.
+    Plain,
+    /// `v >> shift` followed by a binary unit.
+    Binary(u128, &'static str, u32),
+    /// The digits, `exp - e` zeros and a decimal unit.
+    Decimal(&'static str, i64),
+    /// The digits, `pad` zeros and `e{exp - pad}`.
+    Exponent(i64),
+}
+
+/// Number of decimal digits of `v` (1 for 0).
+fn digits(v: u128) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
+/// Length of `v` written in decimal, with its sign.
+fn signed_len(v: i64) -> usize {
+    usize::from(v < 0) + digits(u128::from(v.unsigned_abs()))
+}
+
+/// Writes `n` zeros.
+fn write_zeros(f: &mut fmt::Formatter<'_>, mut n: usize) -> fmt::Result {
+    const ZEROS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+    while n > 0 {
+        let k = n.min(ZEROS.len());
+        f.write_str(&ZEROS[..k])?;
+        n -= k;
+    }
+    Ok(())
+}
+
 impl fmt::Display for Quantity {
+    /// The shortest spelling that parses back to exactly this amount (the first one in the
+    /// order below when several are as short). Each candidate's length is computed without
+    /// writing it; only the winner is written.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.mag == 0 {
             return f.write_str("0");
         }
-        let mag = self.mag.to_string();
-        let zeros = |n: i64| "0".repeat(n as usize);
-        let mut best: Option<String> = None;
-        let mut offer = |s: String| {
-            if best.as_ref().is_none_or(|b| s.len() < b.len()) {
-                best = Some(s);
+        let mag_len = digits(self.mag);
+        let mut best: Option<(usize, Form)> = None;
+        let mut offer = |len: usize, form: Form| {
+            if best.is_none_or(|(b, _)| len < b) {
+                best = Some((len, form));
             }
         };
         // Plain digits.
         if (0..=40).contains(&self.exp) {
-            offer(format!("{mag}{}", zeros(self.exp)));
+            offer(mag_len + self.exp as usize, Form::Plain);
         } else if (-40..0).contains(&self.exp) {
-            let point = mag.len() as i64 + self.exp;
-            offer(if point > 0 {
-                format!("{}.{}", &mag[..point as usize], &mag[point as usize..])
+            let point = mag_len as i64 + self.exp;
+            let len = if point > 0 {
+                mag_len + 1
             } else {
-                format!("0.{}{mag}", zeros(-point))
-            });
+                2 + (-point) as usize + mag_len
+            };
+            offer(len, Form::Plain);
         }
         // Binary units, only below the 2^63-1 cap that parsing a binary unit applies.
         let integer = u32::try_from(self.exp)
@@ -551,7 +588,7 @@ impl fmt::Display for Quantity {
                 ("Ki", 10),
             ] {
                 if v.trailing_zeros() >= shift {
-                    offer(format!("{}{unit}", v >> shift));
+                    offer(digits(v >> shift) + 2, Form::Binary(v, unit, shift));
                 }
             }
         }
@@ -568,7 +605,10 @@ impl fmt::Display for Quantity {
             ("n", -9),
         ] {
             if (0..=40).contains(&(self.exp - e)) {
-                offer(format!("{mag}{}{unit}", zeros(self.exp - e)));
+                offer(
+                    mag_len + (self.exp - e) as usize + unit.len(),
+                    Form::Decimal(unit, e),
+                );
             }
         }
         // An exponent that parses back exactly: ParseQuantity's fast path (at most 18 digits)
@@ -576,20 +616,52 @@ impl fmt::Display for Quantity {
         if self.exp > 0 {
             let max = i64::from(i32::MAX);
             let fast_pad = (self.exp - max).max(0);
-            let pad = if mag.len() as i64 + fast_pad <= 18 {
+            let pad = if mag_len as i64 + fast_pad <= 18 {
                 fast_pad
             } else {
                 (self.exp - (max - 9)).max(0)
             };
             if pad <= 100 {
-                offer(format!("{mag}{}e{}", zeros(pad), self.exp - pad));
+                offer(
+                    mag_len + pad as usize + 1 + signed_len(self.exp - pad),
+                    Form::Exponent(pad),
+                );
             }
         }
-        let best = best.unwrap_or_else(|| format!("{mag}e{}", self.exp));
         if self.neg {
             f.write_str("-")?;
         }
-        f.write_str(&best)
+        let mag = self.mag;
+        match best.map(|(_, form)| form) {
+            Some(Form::Plain) if self.exp >= 0 => {
+                write!(f, "{mag}")?;
+                write_zeros(f, self.exp as usize)
+            }
+            Some(Form::Plain) => {
+                let digits = mag.to_string();
+                let point = digits.len() as i64 + self.exp;
+                if point > 0 {
+                    let (int, frac) = digits.split_at(point as usize);
+                    write!(f, "{int}.{frac}")
+                } else {
+                    f.write_str("0.")?;
+                    write_zeros(f, (-point) as usize)?;
+                    f.write_str(&digits)
+                }
+            }
+            Some(Form::Binary(v, unit, shift)) => write!(f, "{}{unit}", v >> shift),
+            Some(Form::Decimal(unit, e)) => {
+                write!(f, "{mag}")?;
+                write_zeros(f, (self.exp - e) as usize)?;
+                f.write_str(unit)
+            }
+            Some(Form::Exponent(pad)) => {
+                write!(f, "{mag}")?;
+                write_zeros(f, pad as usize)?;
+                write!(f, "e{}", self.exp - pad)
+            }
+            None => write!(f, "{mag}e{}", self.exp),
+        }
     }
 }
 
@@ -1002,8 +1074,112 @@ mod tests {
             "[+-]?0{0,2}[0-9]{0,24}(\\.[0-9]{0,12})?(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[+-]?[0-9]{1,3}|K|ki|x)"
         }
 
+        /// `Display` as it was before it computed lengths instead of formatting every
+        /// candidate: the reference the faster one must match spelling for spelling.
+        fn display_reference(q: &Quantity) -> String {
+            if q.mag == 0 {
+                return "0".to_owned();
+            }
+            let mag = q.mag.to_string();
+            let zeros = |n: i64| "0".repeat(n as usize);
+            let mut best: Option<String> = None;
+            let mut offer = |s: String| {
+                if best.as_ref().is_none_or(|b| s.len() < b.len()) {
+                    best = Some(s);
+                }
+            };
+            // Plain digits.
+            if (0..=40).contains(&q.exp) {
+                offer(format!("{mag}{}", zeros(q.exp)));
+            } else if (-40..0).contains(&q.exp) {
+                let point = mag.len() as i64 + q.exp;
+                offer(if point > 0 {
+                    format!("{}.{}", &mag[..point as usize], &mag[point as usize..])
+                } else {
+                    format!("0.{}{mag}", zeros(-point))
+                });
+            }
+            // Binary units, only below the 2^63-1 cap that parsing a binary unit applies.
+            let integer = u32::try_from(q.exp)
+                .ok()
+                .and_then(|e| 10u128.checked_pow(e))
+                .and_then(|p| q.mag.checked_mul(p))
+                .filter(|&v| v <= BINARY_CAP);
+            if let Some(v) = integer {
+                for (unit, shift) in [
+                    ("Ei", 60),
+                    ("Pi", 50),
+                    ("Ti", 40),
+                    ("Gi", 30),
+                    ("Mi", 20),
+                    ("Ki", 10),
+                ] {
+                    if v.trailing_zeros() >= shift {
+                        offer(format!("{}{unit}", v >> shift));
+                    }
+                }
+            }
+            // Decimal units.
+            for (unit, e) in [
+                ("E", 18),
+                ("P", 15),
+                ("T", 12),
+                ("G", 9),
+                ("M", 6),
+                ("k", 3),
+                ("m", -3),
+                ("u", -6),
+                ("n", -9),
+            ] {
+                if (0..=40).contains(&(q.exp - e)) {
+                    offer(format!("{mag}{}{unit}", zeros(q.exp - e)));
+                }
+            }
+            // An exponent that parses back exactly: ParseQuantity's fast path (at most 18 digits)
+            // takes any int32 exponent; its slow path needs 9 - (-exponent) to stay within int32.
+            if q.exp > 0 {
+                let max = i64::from(i32::MAX);
+                let fast_pad = (q.exp - max).max(0);
+                let pad = if mag.len() as i64 + fast_pad <= 18 {
+                    fast_pad
+                } else {
+                    (q.exp - (max - 9)).max(0)
+                };
+                if pad <= 100 {
+                    offer(format!("{mag}{}e{}", zeros(pad), q.exp - pad));
+                }
+            }
+            let best = best.unwrap_or_else(|| format!("{mag}e{}", q.exp));
+            format!("{}{best}", if q.neg { "-" } else { "" })
+        }
+
         proptest! {
             #![proptest_config(ProptestConfig { cases: 500, ..ProptestConfig::default() })]
+
+            /// The same spelling as the reference implementation, for every value.
+            #[test]
+            fn display_matches_the_reference(s in text()) {
+                if let Ok(q) = Quantity::parse(&s) {
+                    prop_assert_eq!(q.to_string(), display_reference(&q), "{}", s);
+                }
+            }
+
+            /// And for values the grammar above rarely reaches: long digit strings, exponents
+            /// near the int32 edges that decide the exponent form's padding.
+            #[test]
+            fn display_matches_the_reference_at_the_edges(
+                mag in 1u128..10u128.pow(30),
+                exp in prop_oneof![-60i64..60, 2_147_483_500i64..2_147_483_800, -2_147_483_800i64..-2_147_483_500],
+                neg: bool,
+            ) {
+                let (mut mag, mut exp) = (mag, exp);
+                while mag % 10 == 0 {
+                    mag /= 10;
+                    exp += 1;
+                }
+                let q = Quantity { neg, mag, exp };
+                prop_assert_eq!(q.to_string(), display_reference(&q));
+            }
 
             /// What Display prints reads back as the same value; the fast path, when it
             /// applies, agrees with the general one.

@@ -42,7 +42,7 @@ impl Resource {
         }
     }
 
-    fn raw(self, list: &ResourceList) -> Option<&RawQuantity> {
+    fn raw<'l>(self, list: &'l ResourceList<'l>) -> Option<&'l RawQuantity<'l>> {
         match self {
             Resource::Cpu => list.cpu.as_ref(),
             Resource::Memory => list.memory.as_ref(),
@@ -115,7 +115,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn of(self, r: &Option<Resources>) -> Option<&ResourceList> {
+    fn of<'l>(self, r: &'l Option<Resources<'l>>) -> Option<&'l ResourceList<'l>> {
         let r = r.as_ref()?;
         match self {
             Kind::Requests => r.requests.as_ref(),
@@ -289,11 +289,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[derive(serde::Deserialize)]
-    struct Row {
+    struct Row<'a> {
         name: String,
         source: String,
         function: String,
-        pod: Spec,
+        #[serde(borrow)]
+        pod: Spec<'a>,
         #[serde(default)]
         options: BTreeMap<String, bool>,
         expect: BTreeMap<String, String>,
@@ -378,7 +379,7 @@ mod tests {
         assert!(n >= 44, "{n} rows");
     }
 
-    fn spec(yaml: &str) -> Spec {
+    fn spec(yaml: &str) -> Spec<'_> {
         serde_yaml_ng::from_str(yaml).unwrap()
     }
 

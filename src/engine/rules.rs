@@ -335,7 +335,7 @@ impl ContainerKind {
 pub struct ContainerRef<'a> {
     pub kind: ContainerKind,
     pub index: usize,
-    pub c: &'a Container,
+    pub c: &'a Container<'a>,
     /// Each volumeMount's mountPath (a filesystem path) normalised for its style
     /// (`paths::normalize_in`), in order.
     pub normalized_mount_paths: Vec<Cow<'a, str>>,
@@ -368,7 +368,7 @@ impl ContainerRef<'_> {
 pub struct PodCtx<'a> {
     /// Field-path prefix of the PodSpec, e.g. `spec.` or `spec.template.spec.`.
     pub prefix: &'static str,
-    pub spec: &'a Spec,
+    pub spec: &'a Spec<'a>,
     /// Windows when `spec.os.name` is `windows`: every path of the Pod then has Windows
     /// semantics (a path with a drive letter or UNC prefix has them in any Pod).
     pub style: PathStyle,
@@ -397,7 +397,7 @@ impl<'a> PodCtx<'a> {
     pub fn new(prefix: &'static str, spec: &'a Spec, claim_templates: Vec<&'a str>) -> Self {
         let mut volume_index = HashMap::with_capacity(spec.volumes.len());
         for (i, v) in spec.volumes.iter().enumerate() {
-            volume_index.entry(v.name.as_str()).or_insert(i);
+            volume_index.entry(&*v.name).or_insert(i);
         }
         let style = Self::path_style(spec);
         let lists = [
@@ -446,12 +446,12 @@ impl<'a> PodCtx<'a> {
         }
     }
 
-    pub fn volumes(&self) -> &'a [Volume] {
+    pub fn volumes(&self) -> &'a [Volume<'a>] {
         &self.spec.volumes
     }
 
     /// The volume a mount or device name refers to (first one of that name).
-    pub fn volume(&self, name: &str) -> Option<(usize, &'a Volume)> {
+    pub fn volume(&self, name: &str) -> Option<(usize, &'a Volume<'a>)> {
         self.volume_index
             .get(name)
             .map(|&i| (i, &self.spec.volumes[i]))
@@ -474,7 +474,9 @@ impl<'a> PodCtx<'a> {
 
     /// Every emptyDir volume with its index and medium. (A StatefulSet template volume that
     /// a same-named volumeClaimTemplate replaces is a PVC by then: see `model`.)
-    pub fn empty_dirs(&self) -> impl Iterator<Item = (usize, &'a Volume, &'a EmptyDir, Medium)> {
+    pub fn empty_dirs(
+        &self,
+    ) -> impl Iterator<Item = (usize, &'a Volume<'a>, &'a EmptyDir<'a>, Medium)> {
         self.spec
             .volumes
             .iter()
@@ -508,9 +510,9 @@ impl<'a> PodCtx<'a> {
 /// with that sum.
 pub fn first_over<'v>(
     ctx: &PodCtx<'_>,
-    dirs: impl Iterator<Item = (usize, &'v Volume, &'v EmptyDir, Medium)>,
+    dirs: impl Iterator<Item = (usize, &'v Volume<'v>, &'v EmptyDir<'v>, Medium)>,
     limit: Quantity,
-) -> Option<(usize, &'v Volume, Quantity)> {
+) -> Option<(usize, &'v Volume<'v>, Quantity)> {
     let mut sum = Quantity::ZERO;
     for (i, v, _, _) in dirs {
         if let Some(Ok(q)) = ctx.size_limit(i)

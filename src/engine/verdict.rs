@@ -2,6 +2,7 @@
 //! is matched with `oldObject`'s by what it is about, never by array index) and who created
 //! the object (controllers, mirror Pods).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::fmt;
@@ -40,16 +41,16 @@ pub struct Request<'a> {
     pub kind: &'a str,
     pub namespace: &'a str,
     pub operation: Operation,
-    pub object: &'a Object,
+    pub object: &'a Object<'a>,
     /// The object before an UPDATE.
-    pub old_object: Option<&'a Object>,
+    pub old_object: Option<&'a Object<'a>>,
 }
 
 /// Who sent the request: AdmissionReview `userInfo` (absent for manifests checked offline).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Requester<'a> {
     pub username: &'a str,
-    pub groups: &'a [String],
+    pub groups: &'a [Cow<'a, str>],
 }
 
 /// Who created the object, as far as the verdict is concerned.
@@ -419,8 +420,11 @@ fn trim_zeros(d: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
-    fn obj(yaml: &str) -> Object {
-        serde_yaml_ng::from_str(yaml).unwrap()
+    /// An owned object (through an owned `Value`), so tests can build it from temporaries.
+    fn obj(yaml: &str) -> Object<'static> {
+        use serde::Deserialize;
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
+        Object::deserialize(v).unwrap()
     }
 
     fn eval(policy: &str, ns: &str, op: Operation, new: &Object, old: Option<&Object>) -> Verdict {
@@ -690,7 +694,7 @@ spec:
   volumes: [{name: t, emptyDir: {}}]
 "#;
 
-    fn eval_as(policy: &str, o: &Object, user: &str, groups: &[String]) -> Verdict {
+    fn eval_as(policy: &str, o: &Object, user: &str, groups: &[Cow<'static, str>]) -> Verdict {
         let p = Policy::parse(policy, "p.yaml").unwrap();
         let req = Request {
             kind: &o.kind,
@@ -780,7 +784,7 @@ spec:
             "metadata: {name: seed}",
             "metadata: {name: seed-node1, annotations: {kubernetes.io/config.mirror: abc123}}",
         ));
-        let nodes = ["system:nodes".to_owned(), "system:authenticated".to_owned()];
+        let nodes = ["system:nodes".into(), "system:authenticated".into()];
         for policy in ["{}", "controllerObjects: enforce"] {
             let v = eval_as(policy, &mirror, "system:node:node1", &nodes);
             assert!(v.allowed, "{policy}: {:?}", v.findings);

@@ -19,11 +19,11 @@ pub const POD_KINDS: &[&str] = &[
 pub struct PodView<'a> {
     /// Path of the PodSpec inside the object, with a trailing dot.
     pub prefix: &'static str,
-    pub spec: &'a Spec,
+    pub spec: &'a Spec<'a>,
     /// StatefulSet `volumeClaimTemplates` names.
     pub claim_templates: Vec<&'a str>,
     /// Metadata of the Pod template, for workloads (its annotations can exempt rules).
-    pub template_meta: Option<&'a Meta>,
+    pub template_meta: Option<&'a Meta<'a>>,
 }
 
 /// Finds the Pod spec of `obj`, read as `kind`. `None` for other kinds, or a workload

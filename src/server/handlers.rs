@@ -155,12 +155,11 @@ fn evaluate(
     start: Instant,
     endpoint: Endpoint,
 ) -> Result<Bytes, String> {
-    // The body's reservation is kept until the answer is encoded: it stands for the
-    // decoded request and the verdict built from it.
+    // The body's reservation is kept until the answer is encoded: it stands for the body
+    // (the decoded request borrows its strings from it, so it lives as long) and the
+    // verdict built from it.
     let _reservation = reservation;
-    let decoded = admission::decode(&bytes);
-    drop(bytes);
-    let req = match decoded {
+    let req = match admission::decode(&bytes) {
         Ok(r) => r,
         Err(e) => {
             st.metrics.bad_request(e.reason());
@@ -214,7 +213,7 @@ fn record_mutation(
     generation: u64,
     elapsed: Duration,
 ) {
-    let kind = req.kind.kind.as_str();
+    let kind = &*req.kind.kind;
     let kind_label = kind_label(kind);
     let result = mutation.result();
     st.metrics
@@ -228,7 +227,7 @@ fn record_mutation(
     if !mutation.additions.is_empty() || st.log_allowed {
         let added: Vec<&str> = mutation.additions.iter().map(|a| a.path.as_str()).collect();
         tracing::info!(
-            uid = req.uid.as_str(),
+            uid = &*req.uid,
             kind,
             namespace = req.namespace.as_deref().unwrap_or(""),
             name = req.name.as_deref().unwrap_or(""),
@@ -236,7 +235,7 @@ fn record_mutation(
             dry_run = req.dry_run.unwrap_or(false),
             result,
             added = added.join(",").as_str(),
-            user = req.user_info.username.as_str(),
+            user = &*req.user_info.username,
             policy_generation = generation,
             latency_us = elapsed.as_micros() as u64,
             "mutation"
@@ -262,7 +261,7 @@ pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> 
 
 /// Counts the decision and logs it when it has findings (or `--log-allowed`).
 fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, elapsed: Duration) {
-    let kind = req.kind.kind.as_str();
+    let kind = &*req.kind.kind;
     let operation = req.operation().as_str();
     let outcome = match verdict.skipped {
         Some(Skipped::NotApplicable) => "skipped",
@@ -331,7 +330,7 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
             })
             .collect();
         tracing::info!(
-            uid = req.uid.as_str(),
+            uid = &*req.uid,
             kind,
             namespace = req.namespace.as_deref().unwrap_or(""),
             name = req.name.as_deref().unwrap_or(""),
@@ -345,7 +344,7 @@ fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, el
                 .sum::<u64>(),
             waived,
             origin = verdict.origin.as_str(),
-            user = req.user_info.username.as_str(),
+            user = &*req.user_info.username,
             rules = %rules.join(","),
             policy_generation = generation,
             latency_us = elapsed.as_micros() as u64,

@@ -48,7 +48,8 @@ pub struct Item {
     /// finds an object's controller (apimachinery pkg/apis/meta/v1/controller_ref.go,
     /// `GetControllerOfNoCopy`; `IsControlledBy` then compares UIDs).
     pub controller_uid: Option<String>,
-    pub object: Object,
+    /// Owns its strings (decoded from the listed item by value).
+    pub object: Object<'static>,
 }
 
 #[derive(Debug, Default)]
@@ -239,7 +240,7 @@ async fn list_kind(
         let page: Page = serde_json::from_str(&text)
             .map_err(|e| ListError::Kind(format!("malformed list response: {e}")))?;
         for raw in page.items.unwrap_or_default() {
-            match decode_item(kind, api_version, &raw) {
+            match decode_item(kind, api_version, raw) {
                 Ok(item) => listed.items.push(item),
                 Err(e) => listed.errors.push(e),
             }
@@ -256,9 +257,9 @@ async fn list_kind(
 fn decode_item(
     kind: &'static str,
     api_version: &str,
-    raw: &serde_json::Value,
+    raw: serde_json::Value,
 ) -> Result<Item, InputError> {
-    let meta = ItemMeta::deserialize(raw)
+    let meta = ItemMeta::deserialize(&raw)
         .map(|m| m.metadata)
         .unwrap_or_default();
     let object = Object::deserialize(raw).map_err(|e| InputError {
@@ -339,7 +340,7 @@ mod tests {
                     {"apiVersion": "v1", "kind": "Node", "name": "n", "uid": "other"},
                     {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs1", "controller": true}]},
             "spec": {"containers": [{"name": "c"}]}});
-        let item = decode_item("Pod", "v1", &raw).unwrap();
+        let item = decode_item("Pod", "v1", raw).unwrap();
         assert_eq!(
             (
                 item.namespace.as_str(),
@@ -351,13 +352,13 @@ mod tests {
         assert_eq!(item.controller_uid.as_deref(), Some("rs1"));
         assert_eq!(item.object.spec.unwrap().containers[0].name, "c");
         let raw = serde_json::json!({"metadata": {"name": "p", "ownerReferences": [{"uid": "x"}]}});
-        assert_eq!(decode_item("Pod", "v1", &raw).unwrap().controller_uid, None);
+        assert_eq!(decode_item("Pod", "v1", raw).unwrap().controller_uid, None);
     }
 
     #[test]
     fn undecodable_item_names_the_object() {
         let raw = serde_json::json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"volumes": 3}});
-        let e = decode_item("Pod", "v1", &raw).unwrap_err();
+        let e = decode_item("Pod", "v1", raw).unwrap_err();
         assert_eq!(e.file.as_deref(), Some("ns/Pod/p"));
         assert!(e.message.starts_with("cannot decode"), "{}", e.message);
     }

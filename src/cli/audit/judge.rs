@@ -101,6 +101,7 @@ pub fn judge(policy: &Policy, mut items: Vec<Item>) -> Audit {
 mod tests {
     use super::*;
     use crate::engine::model::Object;
+    use serde::Deserialize;
 
     const BAD_SPEC: &str = r#"{"containers":[{"name":"c","volumeMounts":[{"name":"t","mountPath":"/t"}]}],"volumes":[{"name":"t","emptyDir":{}}]}"#;
 
@@ -114,7 +115,8 @@ mod tests {
             }
             _ => format!(r#"{{"spec":{{"template":{{"spec":{BAD_SPEC}}}}}}}"#),
         };
-        let object: Object = serde_json::from_str(&json).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let object = Object::deserialize(value).unwrap();
         Item {
             kind,
             api_version: "v1".into(),

@@ -357,7 +357,9 @@ pub async fn apply(client: &Client, report: &PolicyReport) -> Result<(), InputEr
 mod tests {
     use super::*;
     use crate::cli::audit::cluster::Item;
+    use crate::engine::model::Object;
     use crate::engine::policy::Policy;
+    use serde::Deserialize;
 
     fn item(ns: &str, name: &str, spec: &str) -> Item {
         Item {
@@ -367,7 +369,11 @@ mod tests {
             name: name.into(),
             uid: format!("uid-{name}"),
             controller_uid: None,
-            object: serde_json::from_str(&format!(r#"{{"spec":{spec}}}"#)).unwrap(),
+            object: Object::deserialize(
+                serde_json::from_str::<serde_json::Value>(&format!(r#"{{"spec":{spec}}}"#))
+                    .unwrap(),
+            )
+            .unwrap(),
         }
     }
 

@@ -60,7 +60,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
         let raw = e
             .size_limit
             .as_ref()
-            .map(|r| r.0.as_str())
+            .map(|r| &*r.0)
             .unwrap_or_default();
         let path = format!("{}.emptyDir.sizeLimit", ctx.volume_field(i));
         let (max, what) = match medium {

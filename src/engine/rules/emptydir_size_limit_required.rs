@@ -105,7 +105,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
                 format!(
                     "{what} {} has sizeLimit {}: 0 means unlimited to the kubelet; {}",
                     q(&v.name),
-                    q(e.size_limit.as_ref().map_or("", |r| r.0.as_str())),
+                    q(e.size_limit.as_ref().map_or("", |r| &*r.0)),
                     fix.replacen("set sizeLimit", "set a positive sizeLimit", 1)
                 ),
             )

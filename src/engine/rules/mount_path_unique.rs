@@ -34,13 +34,13 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
             .iter()
             .zip(&c.c.volume_mounts)
             .enumerate()
-            .map(|(j, (p, m))| (p, "volumeMounts", j, m.name.as_str()));
+            .map(|(j, (p, m))| (p, "volumeMounts", j, &*m.name));
         let devs = c
             .normalized_device_paths
             .iter()
             .zip(&c.c.volume_devices)
             .enumerate()
-            .map(|(j, (p, d))| (p, "volumeDevices", j, d.name.as_str()));
+            .map(|(j, (p, d))| (p, "volumeDevices", j, &*d.name));
         for (p, field, j, name) in mounts.chain(devs) {
             match seen.entry(p.as_ref()) {
                 Entry::Vacant(e) => {

@@ -24,12 +24,12 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
         .containers
         .iter()
         .flat_map(|c| {
-            let names = c.c.volume_mounts.iter().map(|m| m.name.as_str());
-            names.chain(c.c.volume_devices.iter().map(|d| d.name.as_str()))
+            let names = c.c.volume_mounts.iter().map(|m| &*m.name);
+            names.chain(c.c.volume_devices.iter().map(|d| &*d.name))
         })
         .collect();
     for (i, v) in vols.iter().enumerate() {
-        if !used.contains(v.name.as_str()) {
+        if !used.contains(&*v.name) {
             out.push(Violation {
                 rule: RuleId::VolumeUnused,
                 path: ctx.volume_field(i),
