@@ -36,6 +36,9 @@ pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
 /// With the ~10 MiB the process needs besides, this keeps a Pod well inside the chart's
 /// 128Mi limit; it still admits 16 requests of the apiserver's largest (3 MiB) objects.
 pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 48 * 1024 * 1024;
+/// Default largest body judged on the async worker that read it instead of the evaluation
+/// pool (see [`ServeConfig::inline_evaluation_max_bytes`]).
+pub const DEFAULT_INLINE_EVALUATION_MAX_BYTES: usize = 16 * 1024;
 /// Default evaluations waiting for a worker before new ones get 503.
 pub const DEFAULT_MAX_QUEUED_EVALUATIONS: usize = 64;
 /// Default HTTP/2 streams per connection: what one connection can hold in answers its
@@ -85,6 +88,12 @@ pub struct ServeConfig {
     pub max_concurrent_evaluations: usize,
     /// Evaluations waiting for a worker; beyond it, 503 at once.
     pub max_queued_evaluations: usize,
+    /// Bodies up to this many bytes are decoded, judged and encoded on the async worker that
+    /// read them: their work is bounded (tens of microseconds for an ordinary Pod, well under
+    /// a millisecond for the worst shape that fits; `bench/README.md`), cheaper than the
+    /// hand-off to a pool thread and back. Larger ones go to the evaluation pool. 0 sends
+    /// every body to the pool.
+    pub inline_evaluation_max_bytes: usize,
     /// Bytes of request and response bodies held across all connections; beyond it, 503.
     pub body_memory_budget_bytes: usize,
     /// A connection with no request in flight and nothing received this long is closed.
@@ -144,6 +153,7 @@ pub struct AppState {
     pub ready: Arc<Readiness>,
     pub max_body_bytes: usize,
     pub log_allowed: bool,
+    pub inline_evaluation_max_bytes: usize,
     pub executor: Arc<executor::Executor>,
     pub budget: Arc<conn::Budget>,
 }
@@ -173,6 +183,7 @@ impl AppState {
             ready: Arc::new(Readiness::default()),
             max_body_bytes: config.max_body_bytes,
             log_allowed: config.log_allowed,
+            inline_evaluation_max_bytes: config.inline_evaluation_max_bytes,
             executor: Arc::new(executor),
             budget: conn::Budget::new(config.body_memory_budget_bytes),
         })

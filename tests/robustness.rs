@@ -482,3 +482,35 @@ async fn request_fields_cannot_forge_a_log_line() {
     }
     assert!(log.contains(r#"abc\nFORGED"#), "{log}");
 }
+
+/// Bodies up to `--inline-evaluation-max-bytes` are judged on the thread that read them,
+/// larger ones on the evaluation pool; 0 sends every body to the pool. Both give the same
+/// answer.
+#[tokio::test]
+async fn small_bodies_are_judged_inline_and_large_ones_on_the_pool() {
+    let small = bytes::Bytes::from(serde_json::to_vec(&seed_create("small")).unwrap());
+    let large = bytes::Bytes::from(padded_review("large", 20_000));
+    assert!(small.len() < 4096, "{}", small.len());
+    for (limit, inline, pool) in [("4096", 1.0, 1.0), ("0", 0.0, 2.0)] {
+        let server = Server::start(&["--inline-evaluation-max-bytes", limit]);
+        let mut c = server.client(Version::Http1).connect().await.unwrap();
+        for (uid, body) in [("small", &small), ("large", &large)] {
+            let r = c.send("POST", "/validate", body.clone()).await.unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            let v = r.json();
+            assert_eq!(v["response"]["uid"], uid);
+            assert_eq!(v["response"]["allowed"], false, "{v}");
+        }
+        let m = server.metrics();
+        assert_eq!(
+            metric(&m, "volguard_evaluations_total{executor=\"inline\"}"),
+            inline,
+            "limit {limit}: {m}"
+        );
+        assert_eq!(
+            metric(&m, "volguard_evaluations_total{executor=\"pool\"}"),
+            pool,
+            "limit {limit}: {m}"
+        );
+    }
+}

@@ -6,6 +6,7 @@ attacks use larger bodies, and they are not built here.
 """
 import copy
 import json
+import sys
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -127,12 +128,44 @@ def deep_flow_policy(levels=100_000):
     return ("mode: enforce\nexemptNamespaces: " + "[" * levels + "]" * levels + "\n").encode()
 
 
+SHAPES = [("pod-one-volume-mounts", pod_one_volume_mounts),
+          ("pod-missing-volume-mounts", pod_missing_volume_mounts),
+          ("sts-claim-templates", statefulset_claim_templates),
+          ("pod-volumes-all-mounted", pod_volumes_all_mounted),
+          ("pod-large-answer", lambda n=1000: pod_large_answer(containers=n))]
+
+
+def largest_fitting(fn, limit):
+    """The body of fn(n) for the largest n whose body is at most `limit` bytes."""
+    lo, hi, best = 1, 1 << 20, None
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        try:
+            b = fn(mid)
+        except AssertionError:  # over the apiserver's object limit
+            hi = mid - 1
+            continue
+        if len(b) <= limit:
+            best, lo = b, mid + 1
+        else:
+            hi = mid - 1
+    return best
+
+
 if __name__ == "__main__":
-    for name, fn in [("pod-one-volume-mounts", pod_one_volume_mounts),
-                     ("pod-missing-volume-mounts", pod_missing_volume_mounts),
-                     ("sts-claim-templates", statefulset_claim_templates),
-                     ("pod-volumes-all-mounted", pod_volumes_all_mounted),
-                     ("pod-large-answer", pod_large_answer)]:
+    # bodies.py                 sizes of the attack bodies
+    # bodies.py --fit BYTES DIR  each worst shape as large as fits in BYTES, written to DIR
+    #                            (the worst case of --inline-evaluation-max-bytes; bench/README.md)
+    if len(sys.argv) == 4 and sys.argv[1] == "--fit":
+        limit, out = int(sys.argv[2]), sys.argv[3]
+        os.makedirs(out, exist_ok=True)
+        for name, fn in SHAPES:
+            b = largest_fitting(fn, limit)
+            with open(os.path.join(out, name + ".json"), "wb") as f:
+                f.write(b)
+            print(f"{name}: {len(b)} bytes")
+        sys.exit(0)
+    for name, fn in SHAPES:
         b = fn()
         obj = len(dumps(json.loads(b)["request"]["object"]))
         print(f"{name}: body {len(b) / 1048576:.2f} MiB, object {obj / 1048576:.2f} MiB")

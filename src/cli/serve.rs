@@ -77,9 +77,15 @@ pub struct LimitArgs {
     #[arg(long, env = "VOLGUARD_HEADER_READ_TIMEOUT", default_value_t = 5.0)]
     pub header_read_timeout: f64,
     /// Evaluation worker threads (0: one per available core), plus one kept for small
-    /// bodies (<= 256 KiB). Evaluation never runs on the threads that serve connections.
+    /// bodies (<= 256 KiB). Bodies up to --inline-evaluation-max-bytes are judged on the
+    /// connection's own thread instead.
     #[arg(long, env = "VOLGUARD_MAX_CONCURRENT_EVALUATIONS", default_value_t = 0)]
     pub max_concurrent_evaluations: usize,
+    /// Bodies up to this many bytes are judged on the thread that read them (bounded work,
+    /// cheaper than the hand-off to an evaluation worker); larger ones go to the workers.
+    /// 0 sends every body to the workers.
+    #[arg(long, env = "VOLGUARD_INLINE_EVALUATION_MAX_BYTES", default_value_t = server::DEFAULT_INLINE_EVALUATION_MAX_BYTES)]
+    pub inline_evaluation_max_bytes: usize,
     /// Evaluations waiting for a worker; more get 503 with Retry-After at once.
     #[arg(long, env = "VOLGUARD_MAX_QUEUED_EVALUATIONS", default_value_t = server::DEFAULT_MAX_QUEUED_EVALUATIONS)]
     pub max_queued_evaluations: usize,
@@ -157,6 +163,7 @@ impl ServeArgs {
             header_read_timeout: secs(self.limits.header_read_timeout, 0.1),
             max_concurrent_evaluations: self.limits.max_concurrent_evaluations,
             max_queued_evaluations: self.limits.max_queued_evaluations,
+            inline_evaluation_max_bytes: self.limits.inline_evaluation_max_bytes,
             body_memory_budget_bytes: self.limits.body_memory_budget_bytes,
             idle_timeout: secs(self.limits.idle_timeout, 0.1),
             tls_handshake_timeout: secs(self.limits.tls_handshake_timeout, 0.1),

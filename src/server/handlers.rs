@@ -63,7 +63,8 @@ pub async fn mutate(
 }
 
 /// The body is read here (within the memory budget and the request's deadline); decoding,
-/// judging (or mutating) and encoding run on the evaluation workers.
+/// judging (or mutating) and encoding run here too for a small body (bounded work, cheaper
+/// than two thread hand-offs), on the evaluation workers otherwise.
 async fn serve(
     st: AppState,
     q: ValidateQuery,
@@ -88,6 +89,13 @@ async fn serve(
             return resp;
         }
     };
+    if bytes.len() <= st.inline_evaluation_max_bytes {
+        st.metrics.evaluations_inline.inc();
+        return match evaluate(&st, bytes, reservation, start, endpoint) {
+            Ok(body) => reviewed(&st, body),
+            Err(msg) => plain(StatusCode::BAD_REQUEST, msg),
+        };
+    }
     let job_state = st.clone();
     let size = if bytes.len() <= SMALL_BODY {
         Size::Small
@@ -110,20 +118,10 @@ async fn serve(
         st.metrics.shed("queue_full");
         return overloaded("too many evaluations queued (--max-queued-evaluations)");
     };
+    st.metrics.evaluations_pool.inc();
     let remaining = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(remaining, answer).await {
-        Ok(Ok(Ok(body))) => {
-            // The answer's bytes count against the budget until the connection has taken
-            // them (a client that does not read cannot pile answers up unnoticed).
-            let mut held = st.budget.empty();
-            held.force(body.len());
-            let mut res = Response::new(Body::new(BudgetedBody::new(body, held)));
-            res.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            res
-        }
+        Ok(Ok(Ok(body))) => reviewed(&st, body),
         Ok(Ok(Err(msg))) => plain(StatusCode::BAD_REQUEST, msg),
         // Dropped by the worker (deadline passed in the queue) or not finished in time.
         Ok(Err(_)) | Err(_) => plain(
@@ -131,6 +129,20 @@ async fn serve(
             "evaluation not finished within the request timeout",
         ),
     }
+}
+
+/// A 200 with the encoded AdmissionReview. The answer's bytes count against the budget until
+/// the connection has taken them (a client that does not read cannot pile answers up
+/// unnoticed).
+fn reviewed(st: &AppState, body: Bytes) -> Response {
+    let mut held = st.budget.empty();
+    held.force(body.len());
+    let mut res = Response::new(Body::new(BudgetedBody::new(body, held)));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 /// Empties the body slot when dropped.

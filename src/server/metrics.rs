@@ -40,6 +40,11 @@ pub struct ResultLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ExecutorLabels {
+    pub executor: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: &'static str,
 }
@@ -75,6 +80,10 @@ pub struct Metrics {
     pub shed: Family<ReasonLabels, Counter>,
     /// Evaluations waiting for a worker (set when /metrics is read).
     pub evaluations_queued: Gauge,
+    /// Evaluations run on the async worker that read the body (small bodies).
+    pub evaluations_inline: Counter,
+    /// Evaluations handed to the evaluation pool.
+    pub evaluations_pool: Counter,
     /// Bytes of request and response bodies held (set when /metrics is read).
     pub body_memory_bytes: Gauge,
 }
@@ -208,6 +217,19 @@ impl Metrics {
             "Evaluations waiting for a worker",
             evaluations_queued.clone(),
         );
+        // One counter per place, fetched once: no label lookup per request.
+        let evaluations = Family::<ExecutorLabels, Counter>::default();
+        let evaluations_inline = evaluations
+            .get_or_create(&ExecutorLabels { executor: "inline" })
+            .clone();
+        let evaluations_pool = evaluations
+            .get_or_create(&ExecutorLabels { executor: "pool" })
+            .clone();
+        registry.register(
+            "evaluations",
+            "Evaluations by where they ran: inline (on the connection's thread, bodies up to --inline-evaluation-max-bytes) or pool",
+            evaluations,
+        );
         let body_memory_bytes = Gauge::default();
         registry.register(
             "body_memory_bytes",
@@ -242,6 +264,8 @@ impl Metrics {
             cert_not_after,
             shed,
             evaluations_queued,
+            evaluations_inline,
+            evaluations_pool,
             body_memory_bytes,
         }
     }
