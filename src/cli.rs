@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod audit;
 pub mod certs;
 pub mod check;
+mod log_fields;
 pub mod policy;
 pub mod rules;
 pub mod serve;
