@@ -34,11 +34,19 @@ pub enum Size {
     Large,
 }
 
+/// Large jobs running at once. Judging a worst-case 3 MiB Pod needs up to ~16 times its size
+/// while it runs (decoded mounts, ~80k findings with their messages: 48 MiB measured with
+/// `bench/review.rs`), so two at once left almost no margin under the chart's 128Mi (the
+/// resend attack of bench/attacks peaked at 105-112 MiB, and was OOM-killed once the body
+/// lived through judging). Small jobs are not limited.
+const MAX_LARGE_RUNNING: usize = 1;
+
 #[derive(Default)]
 struct Queues {
     small: VecDeque<Task>,
     large: VecDeque<Task>,
     running: usize,
+    large_running: usize,
 }
 
 struct Shared {
@@ -141,7 +149,7 @@ impl Executor {
         // Workers that could take this job now: all of them for a small job.
         let able = match size {
             Size::Small => self.workers + 1,
-            Size::Large => self.workers,
+            Size::Large => self.workers.min(MAX_LARGE_RUNNING),
         };
         let idle = able.saturating_sub(q.running + waiting);
         if waiting >= self.capacity + idle {
@@ -159,17 +167,20 @@ impl Executor {
 
 fn worker(shared: &Shared, small_only: bool) {
     loop {
-        let task = {
+        let (task, large) = {
             let mut q = shared.lock();
             loop {
                 let next = match q.small.pop_front() {
-                    Some(t) => Some(t),
-                    None if !small_only => q.large.pop_front(),
+                    Some(t) => Some((t, false)),
+                    None if !small_only && q.large_running < MAX_LARGE_RUNNING => {
+                        q.large.pop_front().map(|t| (t, true))
+                    }
                     None => None,
                 };
-                if let Some(t) = next {
+                if let Some((t, large)) = next {
                     q.running += 1;
-                    break t;
+                    q.large_running += usize::from(large);
+                    break (t, large);
                 }
                 q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
             }
@@ -177,7 +188,14 @@ fn worker(shared: &Shared, small_only: bool) {
         // A panicking job must not take the worker with it; its submitter sees the result
         // channel closed.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
-        shared.lock().running -= 1;
+        let mut q = shared.lock();
+        q.running -= 1;
+        q.large_running -= usize::from(large);
+        // This worker takes the next job itself, but if that is a small one, another worker
+        // waiting for the large-job slot must look again.
+        if large && !q.large.is_empty() {
+            shared.work.notify_all();
+        }
     }
 }
 
@@ -237,6 +255,30 @@ mod tests {
         release.send(()).unwrap();
         first.await.unwrap();
         assert_eq!(second.await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn one_large_job_at_a_time() {
+        let (on_dropped, _) = counting();
+        let ex = Executor::new(2, 4, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        let (first, release_first, started_first) = blocker(&ex, far);
+        until(&started_first).await;
+        // Two general workers, one of them idle: still, the second large job waits.
+        let (second, release_second, started_second) = blocker(&ex, far);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            !started_second.load(Ordering::SeqCst),
+            "two large jobs ran at once"
+        );
+        assert_eq!(ex.queued(), 1);
+        // Small jobs still run beside the large one.
+        assert_eq!(ex.submit(far, Size::Small, || 5).unwrap().await.unwrap(), 5);
+        release_first.send(()).unwrap();
+        first.await.unwrap();
+        until(&started_second).await;
+        release_second.send(()).unwrap();
+        second.await.unwrap();
     }
 
     #[tokio::test]
