@@ -1,6 +1,8 @@
 //! Evaluation off the async workers: a small pool of OS threads (about one per core) takes
-//! jobs from a bounded queue. The async side only reads bodies and waits for answers, so
-//! health checks, metrics and new connections stay responsive whatever the requests cost.
+//! jobs from a bounded queue. For these bodies the async side only reads them and waits for
+//! answers, so new connections stay responsive whatever the requests cost (health and metrics
+//! have their own runtime). Bodies up to `--inline-evaluation-max-bytes` (16 KiB, at most
+//! ~145 µs of work) are judged by the handler itself and never come here.
 //!
 //! A job whose submitter has gone (the client hung up: the handler future was dropped) or
 //! whose deadline has passed is dropped when it is dequeued, not run. When the queue is
