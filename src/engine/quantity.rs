@@ -36,6 +36,27 @@ const MAG_LIMIT: u128 = 10u128.pow(MAG_DIGITS as u32);
 
 /// `maxAllowed` in apimachinery `math.go`: the cap of binary-SI values.
 const BINARY_CAP: u128 = i64::MAX as u128;
+/// The binary units `Display` may spell an amount with, and their powers of two.
+const BINARY_UNITS: [(&str, u32); 6] = [
+    ("Ei", 60),
+    ("Pi", 50),
+    ("Ti", 40),
+    ("Gi", 30),
+    ("Mi", 20),
+    ("Ki", 10),
+];
+/// The decimal units `Display` may spell an amount with, and their powers of ten.
+const DECIMAL_UNITS: [(&str, i64); 9] = [
+    ("E", 18),
+    ("P", 15),
+    ("T", 12),
+    ("G", 9),
+    ("M", 6),
+    ("k", 3),
+    ("m", -3),
+    ("u", -6),
+    ("n", -9),
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QuantityError {
@@ -426,6 +447,16 @@ impl Quantity {
     fn canonical(self) -> Quantity {
         if self.mag == 0 { Quantity::ZERO } else { self }
     }
+
+    /// The amount as an integer when it is one and within the 2^63-1 cap that parsing a
+    /// binary unit applies: only then can `Display` spell it with a binary unit.
+    fn binary_integer(&self) -> Option<u128> {
+        u32::try_from(self.exp)
+            .ok()
+            .and_then(|e| 10u128.checked_pow(e))
+            .and_then(|p| self.mag.checked_mul(p))
+            .filter(|&v| v <= BINARY_CAP)
+    }
 }
 
 /// `±digits × 10^exp` (base-10 digit values, most significant first).
@@ -573,37 +604,15 @@ impl fmt::Display for Quantity {
             offer(len, Form::Plain);
         }
         // Binary units, only below the 2^63-1 cap that parsing a binary unit applies.
-        let integer = u32::try_from(self.exp)
-            .ok()
-            .and_then(|e| 10u128.checked_pow(e))
-            .and_then(|p| self.mag.checked_mul(p))
-            .filter(|&v| v <= BINARY_CAP);
-        if let Some(v) = integer {
-            for (unit, shift) in [
-                ("Ei", 60),
-                ("Pi", 50),
-                ("Ti", 40),
-                ("Gi", 30),
-                ("Mi", 20),
-                ("Ki", 10),
-            ] {
+        if let Some(v) = self.binary_integer() {
+            for (unit, shift) in BINARY_UNITS {
                 if v.trailing_zeros() >= shift {
                     offer(digits(v >> shift) + 2, Form::Binary(v, unit, shift));
                 }
             }
         }
         // Decimal units.
-        for (unit, e) in [
-            ("E", 18),
-            ("P", 15),
-            ("T", 12),
-            ("G", 9),
-            ("M", 6),
-            ("k", 3),
-            ("m", -3),
-            ("u", -6),
-            ("n", -9),
-        ] {
+        for (unit, e) in DECIMAL_UNITS {
             if (0..=40).contains(&(self.exp - e)) {
                 offer(
                     mag_len + (self.exp - e) as usize + unit.len(),
@@ -1100,37 +1109,15 @@ mod tests {
                 });
             }
             // Binary units, only below the 2^63-1 cap that parsing a binary unit applies.
-            let integer = u32::try_from(q.exp)
-                .ok()
-                .and_then(|e| 10u128.checked_pow(e))
-                .and_then(|p| q.mag.checked_mul(p))
-                .filter(|&v| v <= BINARY_CAP);
-            if let Some(v) = integer {
-                for (unit, shift) in [
-                    ("Ei", 60),
-                    ("Pi", 50),
-                    ("Ti", 40),
-                    ("Gi", 30),
-                    ("Mi", 20),
-                    ("Ki", 10),
-                ] {
+            if let Some(v) = q.binary_integer() {
+                for (unit, shift) in BINARY_UNITS {
                     if v.trailing_zeros() >= shift {
                         offer(format!("{}{unit}", v >> shift));
                     }
                 }
             }
             // Decimal units.
-            for (unit, e) in [
-                ("E", 18),
-                ("P", 15),
-                ("T", 12),
-                ("G", 9),
-                ("M", 6),
-                ("k", 3),
-                ("m", -3),
-                ("u", -6),
-                ("n", -9),
-            ] {
+            for (unit, e) in DECIMAL_UNITS {
                 if (0..=40).contains(&(q.exp - e)) {
                     offer(format!("{mag}{}{unit}", zeros(q.exp - e)));
                 }
