@@ -17,7 +17,7 @@ use std::time::Duration;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use volguard::admission;
-use volguard::{Object, Operation, Policy, Request, evaluate};
+use volguard::{Object, Policy, Request, evaluate};
 
 fn small_pod() -> String {
     r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"default"},
@@ -66,13 +66,7 @@ fn bench(c: &mut Criterion) {
     let policy = Policy::default();
     for (name, json) in [("small_pod", small_pod()), ("pod_50c_100v", large_pod())] {
         let obj: Object = serde_json::from_str(&json).unwrap();
-        let req = Request {
-            kind: "Pod",
-            namespace: "default",
-            operation: Operation::Create,
-            object: &obj,
-            old_object: None,
-        };
+        let req = Request::create("Pod", "default", &obj);
         // The large Pod has findings (missing volumes, relative paths) to sort and format.
         let v = evaluate(&policy, &req);
         eprintln!(
@@ -139,13 +133,7 @@ fn scaling(c: &mut Criterion) {
         for &n in *sizes {
             let json = build(n);
             let obj: Object = serde_json::from_str(&json).unwrap();
-            let req = Request {
-                kind,
-                namespace: "default",
-                operation: Operation::Create,
-                object: &obj,
-                old_object: None,
-            };
+            let req = Request::create(kind, "default", &obj);
             let v = evaluate(&policy, &req);
             eprintln!(
                 "scaling/{name}/{n}: {} bytes, {} findings",

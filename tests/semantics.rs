@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::Deserialize;
 use volguard::cli::check::check_text;
 use volguard::cli::check::report::CheckResult;
-use volguard::{Object, Operation, Policy, Request, evaluate};
+use volguard::{Object, Policy, Request, evaluate};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -75,16 +75,7 @@ fn every_row_through_the_engine_and_check() {
 
         // The webhook's path: the decoded object through evaluate.
         let obj: Object = serde_yaml_ng::from_str(&c.object).expect("row object parses");
-        let verdict = evaluate(
-            &policy,
-            &Request {
-                kind: &obj.kind,
-                namespace: "default",
-                operation: Operation::Create,
-                object: &obj,
-                old_object: None,
-            },
-        );
+        let verdict = evaluate(&policy, &Request::create(&obj.kind, "default", &obj));
         assert!(verdict.skipped.is_none(), "{}: not judged", c.name);
         let engine_rules: BTreeSet<String> = verdict
             .findings

@@ -11,7 +11,7 @@ use serde_yaml_ng::Value;
 use crate::admission;
 use crate::engine::model::Object;
 use crate::engine::policy::Policy;
-use crate::engine::verdict::{self, Operation, Request, Skipped, Verdict};
+use crate::engine::verdict::{self, Request, Skipped, Verdict};
 use crate::engine::workload::POD_KINDS;
 
 pub mod documents;
@@ -183,16 +183,7 @@ fn check_value(
     match Object::deserialize(&value) {
         Ok(obj) => {
             let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
-            let verdict = verdict::evaluate(
-                policy,
-                &Request {
-                    kind: &kind,
-                    namespace: ns,
-                    operation: Operation::Create,
-                    object: &obj,
-                    old_object: None,
-                },
-            );
+            let verdict = verdict::evaluate(policy, &Request::create(&kind, ns, &obj));
             push(result, file, line, &kind, ns, None, Some(&obj), verdict);
         }
         Err(e) => result.errors.push(error(format!("{kind}: {e}"))),

@@ -577,13 +577,7 @@ mod tests {
             let obj = Object::deserialize(doc).unwrap();
             crate::engine::verdict::evaluate(
                 &policy,
-                &Request {
-                    kind: "Deployment",
-                    namespace: "default",
-                    operation: Operation::Create,
-                    object: &obj,
-                    old_object: None,
-                },
+                &Request::create("Deployment", "default", &obj),
             )
         };
         assert!(!judge(&doc).allowed);

@@ -46,6 +46,19 @@ pub struct Request<'a> {
     pub old_object: Option<&'a Object<'a>>,
 }
 
+impl<'a> Request<'a> {
+    /// A CREATE of `object` (what `check`, the audit and tests judge: no old object).
+    pub fn create(kind: &'a str, namespace: &'a str, object: &'a Object<'a>) -> Self {
+        Request {
+            kind,
+            namespace,
+            operation: Operation::Create,
+            object,
+            old_object: None,
+        }
+    }
+}
+
 /// Who sent the request: AdmissionReview `userInfo` (absent for manifests checked offline).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Requester<'a> {
@@ -696,13 +709,7 @@ spec:
 
     fn eval_as(policy: &str, o: &Object, user: &str, groups: &[Cow<'static, str>]) -> Verdict {
         let p = Policy::parse(policy, "p.yaml").unwrap();
-        let req = Request {
-            kind: &o.kind,
-            namespace: "default",
-            operation: Operation::Create,
-            object: o,
-            old_object: None,
-        };
+        let req = Request::create(&o.kind, "default", o);
         evaluate_as(
             &p,
             &req,

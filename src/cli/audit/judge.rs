@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use super::cluster::{Item, KINDS};
 use crate::cli::check::report::{CheckResult, ObjectReport, ViolationReport};
 use crate::engine::policy::Policy;
-use crate::engine::verdict::{self, Finding, Operation, Request, Skipped, Verdict};
+use crate::engine::verdict::{self, Finding, Request, Skipped, Verdict};
 
 /// What the audit found. `result` is what `check` would print; `audited` runs parallel to
 /// `result.objects` with what a PolicyReport needs besides.
@@ -47,13 +47,7 @@ pub fn judge(policy: &Policy, mut items: Vec<Item>) -> Audit {
         .map(|item| {
             verdict::evaluate(
                 policy,
-                &Request {
-                    kind: item.kind,
-                    namespace: &item.namespace,
-                    operation: Operation::Create,
-                    object: &item.object,
-                    old_object: None,
-                },
+                &Request::create(item.kind, &item.namespace, &item.object),
             )
         })
         .collect();
