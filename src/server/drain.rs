@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::http::{HeaderValue, Version, header};
 use axum::response::Response;
 
@@ -15,19 +14,14 @@ pub const HANDSHAKE_LINGER: Duration = Duration::from_millis(500);
 
 /// Once shutting down, HTTP/1.1 answers carry `Connection: close`, so no keep-alive
 /// connection is left idle (and closed under a request already on its way) when the drain
-/// starts. HTTP/2 connections get a GOAWAY from the graceful shutdown instead.
-pub async fn close_when_draining(
-    State(st): State<AppState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let h1 = req.version() <= Version::HTTP_11;
-    let mut res = next.run(req).await;
-    if h1 && st.ready.shutting_down.load(Ordering::Acquire) {
+/// starts. HTTP/2 connections get a GOAWAY from the graceful shutdown instead. Called by each
+/// handler of the TLS port on its answer (a plain call: a middleware layer would box every
+/// request's future and clone the route's service).
+pub fn close_when_draining(st: &AppState, version: Version, res: &mut Response) {
+    if version <= Version::HTTP_11 && st.ready.shutting_down.load(Ordering::Acquire) {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    res
 }
 
 /// The signals the server acts on. Created before serving, so that SIGHUP never takes its

@@ -71,6 +71,18 @@ async fn serve(
     request: axum::extract::Request,
     endpoint: Endpoint,
 ) -> Response {
+    let version = request.version();
+    let mut res = answer(&st, q, request, endpoint).await;
+    super::drain::close_when_draining(&st, version, &mut res);
+    res
+}
+
+async fn answer(
+    st: &AppState,
+    q: ValidateQuery,
+    request: axum::extract::Request,
+    endpoint: Endpoint,
+) -> Response {
     let start = Instant::now();
     let timeout = q
         .timeout
@@ -79,7 +91,7 @@ async fn serve(
         .unwrap_or(MAX_REQUEST_TIME)
         .min(MAX_REQUEST_TIME);
     let deadline = start + timeout;
-    let (bytes, reservation) = match read_body(request, &st, timeout).await {
+    let (bytes, reservation) = match read_body(request, st, timeout).await {
         Ok(b) => b,
         Err((reason, resp)) => {
             // Load shedding is counted apart (volguard_shed_requests_total).
@@ -91,8 +103,8 @@ async fn serve(
     };
     if bytes.len() <= st.inline_evaluation_max_bytes {
         st.metrics.evaluations_inline.inc();
-        return match evaluate(&st, bytes, reservation, start, endpoint) {
-            Ok(body) => reviewed(&st, body),
+        return match evaluate(st, bytes, reservation, start, endpoint) {
+            Ok(body) => reviewed(st, body),
             Err(msg) => plain(StatusCode::BAD_REQUEST, msg),
         };
     }

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Version};
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -48,4 +48,18 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `/livez` on the TLS port (kubelet HTTPS probes): with `Connection: close` while draining.
+pub async fn tls_livez(State(st): State<AppState>, version: Version) -> Response {
+    let mut res = livez().await.into_response();
+    super::drain::close_when_draining(&st, version, &mut res);
+    res
+}
+
+/// `/readyz` on the TLS port: with `Connection: close` while draining.
+pub async fn tls_readyz(State(st): State<AppState>, version: Version) -> Response {
+    let mut res = readyz(State(st.clone())).await;
+    super::drain::close_when_draining(&st, version, &mut res);
+    res
 }
