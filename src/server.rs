@@ -22,6 +22,7 @@ pub mod drain;
 pub mod executor;
 pub mod handlers;
 pub mod health;
+pub mod log;
 pub mod metrics;
 pub mod tls;
 

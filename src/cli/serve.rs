@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use crate::server::log::LogSink;
 use crate::server::{self, PolicySource, ServeConfig, tls::TlsFiles};
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -46,6 +47,10 @@ pub struct ServeArgs {
     pub admin_listen: SocketAddr,
     #[arg(long, env = "VOLGUARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Seconds between writes of buffered log lines to stderr (0: write each line at once).
+    /// Lines never wait longer; a process killed outright loses at most this much of its log.
+    #[arg(long, env = "VOLGUARD_LOG_FLUSH_INTERVAL", default_value_t = 0.05)]
+    pub log_flush_interval: f64,
     /// Also log plain allows (one line per request) at info level.
     #[arg(long, env = "VOLGUARD_LOG_ALLOWED")]
     pub log_allowed: bool,
@@ -112,20 +117,32 @@ pub struct LimitArgs {
     pub admin_max_connections: usize,
 }
 
-fn init_tracing(format: LogFormat) {
+/// Logs go to stderr through a [`LogSink`] (batched writes, bounded memory); a panic flushes
+/// it before the panic message is printed.
+fn init_tracing(format: LogFormat, flush_interval: Duration) -> LogSink {
     use tracing_subscriber::EnvFilter;
+    let sink = LogSink::stderr(flush_interval)
+        .or_else(|_| LogSink::stderr(Duration::ZERO))
+        .expect("a log sink without a thread cannot fail");
+    let on_panic = sink.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        on_panic.flush();
+        previous(info);
+    }));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
-        .with_writer(std::io::stderr);
+        .with_writer(sink.writer());
     let _ = match format {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         LogFormat::Text => builder
             .fmt_fields(super::log_fields::PlainFields)
             .try_init(),
     };
+    sink
 }
 
 fn secs(s: f64, min: f64) -> Duration {
@@ -177,15 +194,21 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_tracing(args.log_format);
-    match server::run_blocking(args.config()) {
+    let log = init_tracing(
+        args.log_format,
+        secs(args.log_flush_interval, 0.0).min(Duration::from_secs(10)),
+    );
+    let code = match server::run_blocking(args.config()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
+            log.flush();
             eprintln!("error: {e}");
             ExitCode::from(2)
         }
-    }
+    };
+    log.close();
+    code
 }
 
 fn parse_ns_name(s: &str) -> Result<(String, String), String> {

@@ -133,7 +133,7 @@ async fn answer(
     st.metrics.evaluations_pool.inc();
     let remaining = deadline.saturating_duration_since(Instant::now());
     match tokio::time::timeout(remaining, answer).await {
-        Ok(Ok(Ok(body))) => reviewed(&st, body),
+        Ok(Ok(Ok(body))) => reviewed(st, body),
         Ok(Ok(Err(msg))) => plain(StatusCode::BAD_REQUEST, msg),
         // Dropped by the worker (deadline passed in the queue) or not finished in time.
         Ok(Err(_)) | Err(_) => plain(
@@ -276,6 +276,7 @@ pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> 
         .evaluations_queued
         .set(st.executor.queued() as i64);
     st.metrics.body_memory_bytes.set(st.budget.used() as i64);
+    st.metrics.sync_log_drops();
     (
         [(header::CONTENT_TYPE, format.content_type())],
         st.metrics.encode_as(format),

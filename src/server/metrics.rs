@@ -84,6 +84,10 @@ pub struct Metrics {
     pub evaluations_inline: Counter,
     /// Evaluations handed to the evaluation pool.
     pub evaluations_pool: Counter,
+    /// Log lines dropped because the log buffer was full (synced from
+    /// [`super::log::DROPPED_LINES`] when /metrics is read).
+    log_lines_dropped: Counter,
+    log_drops_reported: std::sync::atomic::AtomicU64,
     /// Bytes of request and response bodies held (set when /metrics is read).
     pub body_memory_bytes: Gauge,
 }
@@ -236,6 +240,12 @@ impl Metrics {
             "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
             body_memory_bytes.clone(),
         );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up (its buffer was full)",
+            log_lines_dropped.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -267,6 +277,19 @@ impl Metrics {
             evaluations_inline,
             evaluations_pool,
             body_memory_bytes,
+            log_lines_dropped,
+            log_drops_reported: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Brings `volguard_log_lines_dropped_total` up to the log sink's count (each drop is
+    /// added once, whichever scrape sees it first).
+    pub fn sync_log_drops(&self) {
+        use std::sync::atomic::Ordering;
+        let now = super::log::DROPPED_LINES.load(Ordering::Relaxed);
+        let before = self.log_drops_reported.swap(now, Ordering::Relaxed);
+        if now > before {
+            self.log_lines_dropped.inc_by(now - before);
         }
     }
 
@@ -474,6 +497,32 @@ impl prometheus_client::collector::Collector for ProcessCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The only test that touches the process-wide drop count.
+    #[test]
+    fn dropped_log_lines_are_counted_once() {
+        use std::sync::atomic::Ordering;
+        let m = Metrics::new();
+        let line = |m: &Metrics| {
+            m.encode()
+                .lines()
+                .find(|l| l.starts_with("volguard_log_lines_dropped_total "))
+                .map(str::to_owned)
+        };
+        let base = super::super::log::DROPPED_LINES.load(Ordering::Relaxed);
+        m.sync_log_drops();
+        assert_eq!(
+            line(&m).as_deref(),
+            Some(format!("volguard_log_lines_dropped_total {base}").as_str())
+        );
+        super::super::log::DROPPED_LINES.fetch_add(3, Ordering::Relaxed);
+        m.sync_log_drops();
+        m.sync_log_drops();
+        assert_eq!(
+            line(&m).as_deref(),
+            Some(format!("volguard_log_lines_dropped_total {}", base + 3).as_str())
+        );
+    }
 
     #[test]
     fn negotiates_the_format_from_accept() {
