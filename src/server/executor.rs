@@ -167,10 +167,15 @@ impl Executor {
     }
 }
 
+/// How often an idle evaluation worker wakes to run the idle hook again.
+const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn worker(shared: &Shared, small_only: bool) {
     loop {
         let (task, large) = {
             let mut q = shared.lock();
+            // Before waiting for work, once per job: see `super::idle`.
+            let mut idle_reported = false;
             loop {
                 let next = match q.small.pop_front() {
                     Some(t) => Some((t, false)),
@@ -184,7 +189,23 @@ fn worker(shared: &Shared, small_only: bool) {
                     q.large_running += usize::from(large);
                     break (t, large);
                 }
-                q = shared.work.wait(q).unwrap_or_else(|e| e.into_inner());
+                if !idle_reported {
+                    drop(q);
+                    super::idle();
+                    idle_reported = true;
+                    q = shared.lock();
+                    continue;
+                }
+                // Waking once a second when idle lets the idle hook run after the last job
+                // even if it was rate-limited then.
+                let (guard, waited) = shared
+                    .work
+                    .wait_timeout(q, IDLE_TICK)
+                    .unwrap_or_else(|e| e.into_inner());
+                q = guard;
+                if waited.timed_out() {
+                    idle_reported = false;
+                }
             }
         };
         // A panicking job must not take the worker with it; its submitter sees the result
@@ -238,6 +259,53 @@ mod tests {
         while !flag.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+
+    /// The threads that ran the idle hook, once per call (the only test that sets the hook;
+    /// other tests' workers call it too, so the test counts one thread's calls).
+    static IDLE_CALLS: Mutex<Vec<std::thread::ThreadId>> = Mutex::new(Vec::new());
+
+    fn record_idle() {
+        IDLE_CALLS.lock().unwrap().push(std::thread::current().id());
+    }
+
+    fn idle_calls(t: std::thread::ThreadId) -> usize {
+        IDLE_CALLS
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| **c == t)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn idle_workers_run_the_idle_hook_after_work_and_once_a_tick() {
+        crate::server::set_idle_hook(record_idle);
+        let (on_dropped, _) = counting();
+        let ex = Executor::new(1, 4, on_dropped).unwrap();
+        let far = Instant::now() + Duration::from_secs(60);
+        // A large job runs on the one general worker: its thread, and its calls so far.
+        let (worker, before) = ex
+            .submit(far, Size::Large, || {
+                let me = std::thread::current().id();
+                (me, idle_calls(me))
+            })
+            .unwrap()
+            .await
+            .unwrap();
+        let wait_for = |n: usize, within: Duration| async move {
+            let deadline = Instant::now() + within;
+            while idle_calls(worker) < n && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            idle_calls(worker)
+        };
+        // After the job, at once (well before a tick).
+        let after = wait_for(before + 1, IDLE_TICK / 2).await;
+        assert_eq!(after, before + 1, "no idle report right after the job");
+        // And once per tick while idle.
+        let later = wait_for(after + 2, IDLE_TICK * 3).await;
+        assert!(later >= after + 2, "{after} -> {later}");
     }
 
     #[tokio::test]
