@@ -25,11 +25,12 @@ fn set_purge_delay() {
     }
 }
 
-/// Run by a server thread that has run out of work: at most once a second per thread, gives
+/// Run by a server thread that has run out of work: at most every 100 ms per thread, gives
 /// back to the OS what the thread's heap has freed. mimalloc purges a thread's freed pages
 /// only when that thread calls into it again, so after a burst of large reviews idle threads
-/// kept ~10 MiB (after the load benchmark: 11-14 MiB of anonymous memory, 2.4-3.2 with this).
-/// Once a second because a forced collect on every park cost 20% of the CPU per 60 KB review.
+/// kept ~10 MiB (after the load benchmark: 11-14 MiB of anonymous memory, 2.3-4.8 with this).
+/// Rate-limited because a forced collect on every park cost 20% of the CPU per 60 KB review;
+/// every 100 ms costs nothing measurable (bench/README.md).
 fn collect_idle_heap() {
     use std::cell::Cell;
     use std::time::{Duration, Instant};
