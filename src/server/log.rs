@@ -102,6 +102,13 @@ impl LogSink {
             return;
         }
         let mut b = self.buffer();
+        if b.stop {
+            // Closed (serve has returned; an evaluation thread may still log): no writer
+            // thread any more, so the line goes out at once.
+            drop(b);
+            let _ = self.out().write_all(line);
+            return;
+        }
         let before = b.lines.len();
         if before + line.len() > self.0.capacity {
             drop(b);
@@ -272,6 +279,9 @@ mod tests {
         sink.writer().write_all(b"b\n").unwrap();
         sink.close();
         assert_eq!(out.text(), "a\nb\n");
+        // After close, a line is written at once (there is no writer thread left).
+        sink.writer().write_all(b"late\n").unwrap();
+        assert_eq!(out.text(), "a\nb\nlate\n");
     }
 
     #[test]
