@@ -838,14 +838,15 @@ def test_priority_class_name():
 
 
 ALERTS = {"VolguardDown", "VolguardTooFewReadyReplicas", "VolguardWebhookErrors", "VolguardBadRequests",
-          "VolguardHighLatency", "VolguardCertificateExpiringSoon", "VolguardPolicyReloadRejected"}
+          "VolguardHighLatency", "VolguardCertificateExpiringSoon", "VolguardPolicyReloadRejected",
+          "VolguardLogLinesDropped"}
 # Series the chart's alerts and dashboard may use: volguard's own (README "Operations"
 # plus the certificate and process metrics), the API server's, kube-state-metrics', up.
 KNOWN_SERIES = {
     "volguard_admission_requests_total", "volguard_violations_total", "volguard_admission_duration_seconds_bucket",
     "volguard_bad_requests_total", "volguard_policy_reloads_total", "volguard_certificate_reloads_total",
     "volguard_policy_generation", "volguard_policy_info", "volguard_build_info",
-    "volguard_certificate_not_after_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total",
+    "volguard_certificate_not_after_seconds", "volguard_log_lines_dropped_total", "process_resident_memory_bytes", "process_cpu_seconds_total",
     "process_open_fds", "apiserver_admission_webhook_request_total", "kube_deployment_status_replicas_available",
     "up",
 }
