@@ -276,7 +276,6 @@ pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> 
         .evaluations_queued
         .set(st.executor.queued() as i64);
     st.metrics.body_memory_bytes.set(st.budget.used() as i64);
-    st.metrics.sync_log_drops();
     (
         [(header::CONTENT_TYPE, format.content_type())],
         st.metrics.encode_as(format),

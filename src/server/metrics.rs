@@ -84,10 +84,6 @@ pub struct Metrics {
     pub evaluations_inline: Counter,
     /// Evaluations handed to the evaluation pool.
     pub evaluations_pool: Counter,
-    /// Log lines dropped because the log buffer was full (synced from
-    /// [`super::log::DROPPED_LINES`] when /metrics is read).
-    log_lines_dropped: Counter,
-    log_drops_reported: std::sync::atomic::AtomicU64,
     /// Bytes of request and response bodies held (set when /metrics is read).
     pub body_memory_bytes: Gauge,
 }
@@ -240,12 +236,7 @@ impl Metrics {
             "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
             body_memory_bytes.clone(),
         );
-        let log_lines_dropped = Counter::default();
-        registry.register(
-            "log_lines_dropped",
-            "Log lines dropped because the log output did not keep up (its buffer was full)",
-            log_lines_dropped.clone(),
-        );
+        registry.register_collector(Box::new(LogDropsCollector));
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -277,19 +268,6 @@ impl Metrics {
             evaluations_inline,
             evaluations_pool,
             body_memory_bytes,
-            log_lines_dropped,
-            log_drops_reported: std::sync::atomic::AtomicU64::new(0),
-        }
-    }
-
-    /// Brings `volguard_log_lines_dropped_total` up to the log sink's count (each drop is
-    /// added once, whichever scrape sees it first).
-    pub fn sync_log_drops(&self) {
-        use std::sync::atomic::Ordering;
-        let now = super::log::DROPPED_LINES.load(Ordering::Relaxed);
-        let before = self.log_drops_reported.swap(now, Ordering::Relaxed);
-        if now > before {
-            self.log_lines_dropped.inc_by(now - before);
         }
     }
 
@@ -494,6 +472,29 @@ impl prometheus_client::collector::Collector for ProcessCollector {
     }
 }
 
+/// `volguard_log_lines_dropped_total`: the log sink's own count
+/// ([`super::log::DROPPED_LINES`]), read at scrape time like the process metrics.
+#[derive(Debug)]
+struct LogDropsCollector;
+
+impl prometheus_client::collector::Collector for LogDropsCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        let dropped = super::log::DROPPED_LINES.load(std::sync::atomic::Ordering::Relaxed);
+        let c = ConstCounter::new(dropped);
+        c.encode(encoder.encode_descriptor(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up (its buffer was full)",
+            None,
+            c.metric_type(),
+        )?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,18 +511,18 @@ mod tests {
                 .map(str::to_owned)
         };
         let base = super::super::log::DROPPED_LINES.load(Ordering::Relaxed);
-        m.sync_log_drops();
         assert_eq!(
             line(&m).as_deref(),
             Some(format!("volguard_log_lines_dropped_total {base}").as_str())
         );
         super::super::log::DROPPED_LINES.fetch_add(3, Ordering::Relaxed);
-        m.sync_log_drops();
-        m.sync_log_drops();
-        assert_eq!(
-            line(&m).as_deref(),
-            Some(format!("volguard_log_lines_dropped_total {}", base + 3).as_str())
-        );
+        // Read, not accumulated: every scrape shows the same total.
+        for _ in 0..2 {
+            assert_eq!(
+                line(&m).as_deref(),
+                Some(format!("volguard_log_lines_dropped_total {}", base + 3).as_str())
+            );
+        }
     }
 
     #[test]
