@@ -28,12 +28,13 @@ const HIGH_WATER: usize = 64 * 1024;
 
 struct Buffer {
     lines: Vec<u8>,
-    stop: bool,
+    /// No writer thread runs (`--log-flush-interval 0`, or closed): lines are written at once.
+    direct: bool,
 }
 
 struct Inner {
     buffer: Mutex<Buffer>,
-    /// Wakes the writer thread: first line after a flush, high water, stop.
+    /// Wakes the writer thread: first line after a flush, high water, close.
     wake: Condvar,
     /// The writer thread's output; locked while writing, so `flush` can wait for a batch in
     /// progress to be out.
@@ -59,7 +60,7 @@ impl LogSink {
         let sink = LogSink(Arc::new(Inner {
             buffer: Mutex::new(Buffer {
                 lines: Vec::new(),
-                stop: false,
+                direct: interval.is_zero(),
             }),
             wake: Condvar::new(),
             out: Mutex::new(out),
@@ -68,10 +69,10 @@ impl LogSink {
             dropped,
         }));
         if !interval.is_zero() {
-            let inner = sink.0.clone();
+            let writer = sink.clone();
             std::thread::Builder::new()
                 .name("volguard-log".into())
-                .spawn(move || writer_thread(&inner))?;
+                .spawn(move || writer_thread(&writer))?;
         }
         Ok(sink)
     }
@@ -97,14 +98,8 @@ impl LogSink {
     /// Appends one formatted line (the subscriber writes each event with one call), or
     /// counts it dropped when the buffer is full. Never waits for the output.
     fn append(&self, line: &[u8]) {
-        if self.0.interval.is_zero() {
-            let _ = self.out().write_all(line);
-            return;
-        }
         let mut b = self.buffer();
-        if b.stop {
-            // Closed (serve has returned; an evaluation thread may still log): no writer
-            // thread any more, so the line goes out at once.
+        if b.direct {
             drop(b);
             let _ = self.out().write_all(line);
             return;
@@ -126,15 +121,24 @@ impl LogSink {
     /// Writes out everything logged so far (and waits for a batch the writer thread has
     /// taken but not yet written).
     pub fn flush(&self) {
-        let mut out = self.out();
-        let lines = std::mem::take(&mut self.buffer().lines);
-        let _ = out.write_all(&lines);
-        let _ = out.flush();
+        self.write_buffered(&mut Vec::new());
     }
 
-    /// Flushes, and ends the writer thread.
+    /// Writes the buffered lines, leaving `spare` (emptied) as the new buffer. The output is
+    /// locked before the lines are taken, by `flush` and the writer thread alike, so no line
+    /// is written out of order.
+    fn write_buffered(&self, spare: &mut Vec<u8>) {
+        let mut out = self.out();
+        std::mem::swap(spare, &mut self.buffer().lines);
+        let _ = out.write_all(spare);
+        let _ = out.flush();
+        spare.clear();
+    }
+
+    /// Flushes, and ends the writer thread; later lines (an evaluation thread finishing after
+    /// `serve` returned) are written at once.
     pub fn close(&self) {
-        self.buffer().stop = true;
+        self.buffer().direct = true;
         self.0.wake.notify_one();
         self.flush();
     }
@@ -149,34 +153,29 @@ impl LogSink {
 /// several seconds of denials at full load.
 pub const DEFAULT_CAPACITY: usize = 1024 * 1024;
 
-fn writer_thread(inner: &Arc<Inner>) {
-    let sink = LogSink(inner.clone());
+fn writer_thread(sink: &LogSink) {
+    let inner = &sink.0;
     let mut batch = Vec::new();
     loop {
         let mut b = sink.buffer();
-        while b.lines.is_empty() && !b.stop {
+        while b.lines.is_empty() && !b.direct {
             b = inner.wake.wait(b).unwrap_or_else(|e| e.into_inner());
         }
-        if b.stop {
+        if b.direct {
             return;
         }
         // Gather for one interval, unless the buffer reaches high water first.
         if b.lines.len() < HIGH_WATER {
             b = inner
                 .wake
-                .wait_timeout_while(b, inner.interval, |b| b.lines.len() < HIGH_WATER && !b.stop)
+                .wait_timeout_while(b, inner.interval, |b| {
+                    b.lines.len() < HIGH_WATER && !b.direct
+                })
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        // Take the output first, then the lines: `flush` takes them in the same order, so
-        // no line is written out of order.
         drop(b);
-        let mut out = sink.out();
-        std::mem::swap(&mut batch, &mut sink.buffer().lines);
-        let _ = out.write_all(&batch);
-        let _ = out.flush();
-        drop(out);
-        batch.clear();
+        sink.write_buffered(&mut batch);
         if batch.capacity() > HIGH_WATER * 2 {
             batch = Vec::new();
         }
