@@ -11,7 +11,7 @@
 #
 # 2. Without a registry, from a binary built on the host with the same command the
 #    builder stage runs (FROM scratch needs nothing pulled):
-#      cargo build --release --locked --target x86_64-unknown-linux-musl --bin volguard
+#      bash .ci/pgo-build.sh x86_64-unknown-linux-musl   (profile-guided cargo build --release)
 #      mkdir -p dist
 #      cp target/x86_64-unknown-linux-musl/release/volguard /etc/ssl/certs/ca-certificates.crt dist/
 #      podman build --target prebuilt -t volguard:dev .
@@ -25,6 +25,8 @@ ARG RUST_VERSION=1.95
 FROM rust:${RUST_VERSION}-bookworm AS builder
 # Set by BuildKit / buildah per platform; keeps each architecture's target/ apart.
 ARG TARGETARCH
+# 1: profile-guided build (default); 0: plain release build.
+ARG VOLGUARD_PGO=1
 
 # musl-gcc compiles ring's C and assembly parts for the musl target.
 RUN apt-get update \
@@ -36,6 +38,9 @@ ENV CARGO_TERM_COLOR=never \
 WORKDIR /src
 COPY . .
 
+# The binary is profile-guided (.ci/pgo-build.sh: an instrumented build, a training run
+# with curl over HTTPS on loopback, then `cargo build --release --locked --target ...
+# --bin volguard` with the profile; VOLGUARD_PGO=0 as a build arg skips it).
 # The registry and target/ live in BuildKit cache mounts, so a source change only
 # recompiles volguard itself. The binary is copied out of the cache mount into /dist
 # (with the CA roots), then smoke-tested: the static binary runs and prints its policy.
@@ -46,7 +51,7 @@ RUN --mount=type=cache,id=volguard-cargo-registry,target=/usr/local/cargo/regist
     target="$(uname -m)-unknown-linux-musl" \
  && rustup target add "${target}" \
  && export "CC_$(uname -m)_unknown_linux_musl=musl-gcc" \
- && cargo build --release --locked --target "${target}" --bin volguard \
+ && bash .ci/pgo-build.sh "${target}" \
  && mkdir -p /dist \
  && cp "target/${target}/release/volguard" /dist/volguard \
  && cp /etc/ssl/certs/ca-certificates.crt /dist/ca-certificates.crt \

@@ -2,7 +2,8 @@
 # Container image check, with no registry and no Docker engine:
 #   1. installs podman + runc (+ musl-tools) from apt when missing,
 #   2. builds the static binary with the Dockerfile builder stage's own command
-#      (cargo build --release --locked --target x86_64-unknown-linux-musl --bin volguard),
+#      (.ci/pgo-build.sh x86_64-unknown-linux-musl: cargo build --release --locked --target
+#      x86_64-unknown-linux-musl --bin volguard, profile-guided),
 #   3. builds the image from the Dockerfile's `prebuilt` stage (FROM scratch: nothing pulled)
 #      and prints its size,
 #   4. runs it the way the chart does: numeric non-root user, read-only root filesystem,
@@ -34,6 +35,7 @@ command -v podman >/dev/null || need_apt+=(podman)
 command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || need_apt+=(runc)
 command -v musl-gcc >/dev/null || need_apt+=(musl-tools)
 command -v readelf >/dev/null || need_apt+=(binutils)
+command -v curl >/dev/null || need_apt+=(curl ca-certificates)
 if ((${#need_apt[@]})); then
   step "apt-get install ${need_apt[*]}"
   apt-get update -qq
@@ -71,8 +73,10 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET" &&
   export RUSTFLAGS="-C target-feature=+crt-static"
 fi
 export CC_x86_64_unknown_linux_musl=musl-gcc
-step "cargo build --release --locked --target $TARGET --bin volguard"
-cargo build --release --locked --target "$TARGET" --bin volguard
+# Profile-guided, as the Dockerfile's builder stage builds it (.ci/pgo-build.sh: an
+# instrumented build, a training run over HTTPS, the release build with the profile).
+step ".ci/pgo-build.sh $TARGET (cargo build --release --locked --target $TARGET --bin volguard, profile-guided)"
+bash .ci/pgo-build.sh "$TARGET"
 BIN=$CARGO_TARGET_DIR/$TARGET/release/volguard
 if readelf -lW "$BIN" | grep -q 'INTERP' || readelf -dW "$BIN" | grep -q '(NEEDED)'; then
   echo "$BIN is not a static binary" >&2

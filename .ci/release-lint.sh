@@ -85,5 +85,5 @@ for wf in sys.argv[2:]:
                 f.write("#!/usr/bin/env bash\nset -e\n" + script)
 PY
 "$SHELLCHECK" --norc --shell bash -e SC1091,SC2194,SC2050,SC2154,SC2157 "$scripts"/*.sh
-"$SHELLCHECK" --norc .ci/image-check.sh .ci/release-lint.sh
+"$SHELLCHECK" --norc .ci/image-check.sh .ci/release-lint.sh .ci/pgo-build.sh
 step "release lint passed"
