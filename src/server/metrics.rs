@@ -420,17 +420,15 @@ impl prometheus_client::collector::Collector for ProcessCollector {
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric;
         use prometheus_client::metrics::counter::ConstCounter;
         use prometheus_client::metrics::gauge::ConstGauge;
         if let Some(cpu) = proc_cpu_seconds() {
-            let c = ConstCounter::new(cpu);
-            c.encode(encoder.encode_descriptor(
+            encode_const(
+                &mut encoder,
                 "process_cpu_seconds",
                 "Total user and system CPU time spent in seconds",
-                None,
-                c.metric_type(),
-            )?)?;
+                &ConstCounter::new(cpu),
+            )?;
         }
         let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
         let gauges = [
@@ -457,19 +455,26 @@ impl prometheus_client::collector::Collector for ProcessCollector {
         ];
         for (name, help, value) in gauges {
             if let Some(v) = value {
-                let g = ConstGauge::new(v);
-                g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)?;
+                encode_const(&mut encoder, name, help, &ConstGauge::new(v))?;
             }
         }
-        let start = ConstGauge::new(self.start_time);
-        start.encode(encoder.encode_descriptor(
+        encode_const(
+            &mut encoder,
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds",
-            None,
-            start.metric_type(),
-        )?)?;
-        Ok(())
+            &ConstGauge::new(self.start_time),
+        )
     }
+}
+
+/// One metric read at scrape time (a `ConstCounter` or `ConstGauge`), without labels.
+fn encode_const(
+    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
+    name: &str,
+    help: &str,
+    metric: &impl prometheus_client::encoding::EncodeMetric,
+) -> Result<(), std::fmt::Error> {
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
 }
 
 /// `volguard_log_lines_dropped_total`: the log sink's own count
@@ -482,16 +487,14 @@ impl prometheus_client::collector::Collector for LogDropsCollector {
         &self,
         mut encoder: prometheus_client::encoding::DescriptorEncoder,
     ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::encoding::EncodeMetric;
         use prometheus_client::metrics::counter::ConstCounter;
         let dropped = super::log::DROPPED_LINES.load(std::sync::atomic::Ordering::Relaxed);
-        let c = ConstCounter::new(dropped);
-        c.encode(encoder.encode_descriptor(
+        encode_const(
+            &mut encoder,
             "log_lines_dropped",
             "Log lines dropped because the log output did not keep up (its buffer was full)",
-            None,
-            c.metric_type(),
-        )?)
+            &ConstCounter::new(dropped),
+        )
     }
 }
 
