@@ -52,7 +52,7 @@ gen=$CARGO_TARGET_DIR/pgo-generate/$target/release/volguard
 
 # 2. Training.
 "$gen" certs --out "$work/certs" >/dev/null
-rm -rf "$work/raw"
+rm -rf "$work/raw" # the certs command's own profile: only the server's is kept
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null || echo $((20000 + RANDOM % 20000)); }
 port=$(free_port)
 admin=$(free_port)
@@ -70,7 +70,8 @@ printf '{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}' >"$work/b
 
 # train PROTOCOL BODY PATH COUNT STATUS: COUNT requests, 8 at a time (over HTTP/2, streams
 # of one connection); every answer must have STATUS, or the training stops (a profile of
-# failures would optimise the wrong paths).
+# failures would optimise the wrong paths). `?timeout=[1-COUNT]s` is curl's URL range: COUNT
+# distinct URLs, each a valid apiserver timeout.
 train() {
   local seen
   seen=$(curl -s --no-progress-meter "--$1" --cacert "$work/certs/ca.crt" --parallel --parallel-max 8 \
