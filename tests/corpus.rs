@@ -83,6 +83,14 @@ fn corpus_denials_are_exactly_the_reviewed_ones() {
         "kubernetes-docs",
         "kyverno-policies",
         "linkerd",
+        // Issue 18: operators, ML serving, storage systems.
+        "kserve",
+        "kuberay",
+        "longhorn",
+        "prometheus-operator",
+        "rook",
+        "strimzi",
+        "vllm-production-stack",
     ];
     for source in all {
         assert!(

@@ -55,8 +55,17 @@ proptest! {
         let stored = as_stored(value.clone(), "default");
         for f in &first.findings {
             prop_assert!(lookup(&stored, &f.path).is_some(), "path {} missing in {}", f.path, stored);
-            // The apiserver truncates warnings above 256 characters.
-            prop_assert!(f.to_string().len() < 256, "{}", f);
+            // At admission each line fits the apiserver's warning budget with its rule ID,
+            // path and fix (admission::line); offline the finding is whole.
+            let line = volguard::admission::line(f, volguard::admission::MAX_LINE);
+            prop_assert!(line.len() <= volguard::admission::MAX_LINE, "{}", line);
+            let head = format!("[{}] {}: ", f.rule, f.path);
+            prop_assert!(line.starts_with(&head), "{}", line);
+            if let Some((_, fix)) = f.message.rsplit_once("; ")
+                && head.len() + fix.len() + f.note().len() + 24 < volguard::admission::MAX_LINE
+            {
+                prop_assert!(line.ends_with(&format!("; {fix}{}", f.note())), "{}", line);
+            }
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The rule registry is the single source: the README table, the chart's policy schema and
+//! The rule registry is the single source: the rule table of docs/rules.md, the chart's policy schema and
 //! `volguard rules` are checked against it.
 
 use std::path::Path;
@@ -19,36 +19,47 @@ fn volguard(args: &[&str]) -> String {
 
 #[test]
 fn readme_rule_table_is_the_registry() {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let readme = std::fs::read_to_string(root().join("docs/rules.md")).unwrap();
     let begin = readme
         .find("<!-- rules:begin")
-        .expect("README has the rules:begin marker");
+        .expect("docs/rules.md has the rules:begin marker");
     let table_start = readme[begin..].find('\n').unwrap() + begin + 1;
     let end = readme.find("<!-- rules:end -->").expect("rules:end marker");
     let table = &readme[table_start..end];
     let generated = volguard(&["rules", "-o", "markdown"]);
     assert_eq!(
         table, generated,
-        "README rule table differs from `volguard rules -o markdown`; paste its output between the markers"
+        "docs/rules.md rule table differs from `volguard rules -o markdown`; paste its output between the markers"
     );
 }
 
+/// The chart does not embed the policy schema: a policy the binary refuses is refused by
+/// the binary itself, in the chart's pre-install/pre-upgrade hook, with its own message
+/// (charts/volguard/tests/test_chart.py `test_policy_the_binary_refuses_never_reaches_a_release`),
+/// not by a JSON-schema pattern first. `volguard policy schema` (for editors) covers
+/// every rule of the registry.
 #[test]
-fn chart_policy_schema_is_the_registry() {
+fn chart_leaves_the_policy_to_the_binary_and_the_schema_covers_the_registry() {
     let values: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("charts/volguard/values.schema.json")).unwrap(),
     )
     .unwrap();
-    let mut generated: serde_json::Value =
+    let policy = &values["properties"]["policy"];
+    assert_eq!(policy["type"], serde_json::json!(["object", "null"]));
+    assert!(policy.get("properties").is_none(), "{policy}");
+    let generated: serde_json::Value =
         serde_json::from_str(&volguard(&["policy", "schema"])).unwrap();
-    // The chart embeds the schema without the document-level keys.
-    let obj = generated.as_object_mut().unwrap();
-    obj.remove("$schema");
-    obj.remove("title");
-    assert_eq!(
-        values["properties"]["policy"], generated,
-        "charts/volguard/values.schema.json .properties.policy differs from `volguard policy schema`"
-    );
+    let rules = generated["properties"]["rules"]["properties"]
+        .as_object()
+        .expect("rules in the policy schema");
+    assert_eq!(rules.len(), volguard::RULES.len());
+    for r in volguard::RULES {
+        assert!(
+            rules.contains_key(r.name()),
+            "`volguard policy schema` lacks {}",
+            r.name()
+        );
+    }
 }
 
 #[test]

@@ -219,33 +219,7 @@ impl Policy {
             path,
             message,
         };
-        // Before the YAML parser, whose scanner is quadratic on deep nesting.
-        if let Err(d) = depth::check(text, depth::MAX_DEPTH) {
-            return Err(err(
-                d.path,
-                format!(
-                    "nested deeper than {} levels (line {}, column {}); a policy is a few levels deep",
-                    depth::MAX_DEPTH,
-                    d.line,
-                    d.column
-                ),
-            ));
-        }
-        let parsed: PolicyFile = if is_blank_yaml(text) {
-            PolicyFile::default()
-        } else {
-            let de = serde_yaml_ng::Deserializer::from_str(text);
-            match serde_path_to_error::deserialize(de) {
-                Ok(p) => p,
-                Err(e) => {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    let (path, message) = explain_yaml_error(&path, &inner);
-                    return Err(err(path, message));
-                }
-            }
-        };
-
+        let parsed = read_document(text).map_err(|(p, m)| err(p, m))?;
         let mut base_maps = default_maps();
         if let Some(rules) = &parsed.rules {
             for (id, map) in resolve_rule_map(rules, "rules").map_err(|(p, m)| err(p, m))? {
@@ -253,33 +227,9 @@ impl Policy {
             }
         }
         let base = resolve(&base_maps, "rules").map_err(|(p, m)| err(p, m))?;
-        let mut overrides = Vec::new();
-        for (i, o) in parsed
-            .namespace_overrides
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-        {
-            let at = format!("namespaceOverrides[{i}]");
-            if o.namespaces.is_empty() {
-                return Err(err(
-                    format!("{at}.namespaces"),
-                    "must list at least one namespace pattern".into(),
-                ));
-            }
-            let at = format!("{at}.rules");
-            let rules = resolve_rule_map(&o.rules, &at).map_err(|(p, m)| err(p, m))?;
-            let mut maps = base_maps.clone();
-            for (id, map) in &rules {
-                merge(&mut maps[*id as usize], map);
-            }
-            let alone = resolve(&maps, &at).map_err(|(p, m)| err(p, m))?;
-            overrides.push(Override {
-                namespaces: o.namespaces,
-                rules,
-                alone,
-            });
-        }
+        let overrides =
+            resolve_overrides(parsed.namespace_overrides.unwrap_or_default(), &base_maps)
+                .map_err(|(p, m)| err(p, m))?;
         let defaults = parsed.defaults.unwrap_or_default();
         check_defaults_within_maxima(&defaults, &base, &overrides).map_err(|(p, m)| err(p, m))?;
         let policy = Policy {
@@ -347,6 +297,61 @@ impl Policy {
     pub fn base_rules(&self) -> &RuleSet {
         &self.base
     }
+}
+
+/// The document as written: its nesting checked before the YAML parser (whose scanner is
+/// quadratic on deep nesting), then decoded strictly; a blank document is `{}`.
+fn read_document(text: &str) -> Result<PolicyFile, (String, String)> {
+    if let Err(d) = depth::check(text, depth::MAX_DEPTH) {
+        return Err((
+            d.path,
+            format!(
+                "nested deeper than {} levels (line {}, column {}); a policy is a few levels deep",
+                depth::MAX_DEPTH,
+                d.line,
+                d.column
+            ),
+        ));
+    }
+    if is_blank_yaml(text) {
+        return Ok(PolicyFile::default());
+    }
+    let de = serde_yaml_ng::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        explain_yaml_error(&path, &inner)
+    })
+}
+
+/// Each `namespaceOverrides` entry, checked and resolved merged over the base rules alone.
+fn resolve_overrides(
+    entries: Vec<OverrideFile>,
+    base_maps: &[RuleMap],
+) -> Result<Vec<Override>, (String, String)> {
+    let mut overrides = Vec::new();
+    for (i, o) in entries.into_iter().enumerate() {
+        let at = format!("namespaceOverrides[{i}]");
+        if o.namespaces.is_empty() {
+            return Err((
+                format!("{at}.namespaces"),
+                "must list at least one namespace pattern".into(),
+            ));
+        }
+        let at = format!("{at}.rules");
+        let rules = resolve_rule_map(&o.rules, &at)?;
+        let mut maps = base_maps.to_vec();
+        for (id, map) in &rules {
+            merge(&mut maps[*id as usize], map);
+        }
+        let alone = resolve(&maps, &at)?;
+        overrides.push(Override {
+            namespaces: o.namespaces,
+            rules,
+            alone,
+        });
+    }
+    Ok(overrides)
 }
 
 /// A default `sizeLimit` that `emptydir-size-limit-max` would deny (above `maxDisk`/`maxMemory`
@@ -427,7 +432,7 @@ fn resolve_rule_map(
 ) -> Result<Vec<(RuleId, RuleMap)>, (String, String)> {
     let mut out = Vec::with_capacity(rules.len());
     for (name, map) in rules {
-        let Some(info) = RULES.iter().find(|r| r.name() == name) else {
+        let Some(id) = RuleId::from_name(name) else {
             return Err((
                 format!("{at}.{name}"),
                 format!("unknown rule (known: {})", known_rules()),
@@ -437,10 +442,10 @@ fn resolve_rule_map(
             let Some(key) = key.as_str() else {
                 return Err((format!("{at}.{name}"), "keys must be strings".into()));
             };
-            if key == "action" || info.meta.options.iter().any(|o| o.name == key) {
+            if key == "action" || id.meta().options.iter().any(|o| o.name == key) {
                 continue;
             }
-            let own: Vec<&str> = info.meta.options.iter().map(|o| o.name).collect();
+            let own: Vec<&str> = id.meta().options.iter().map(|o| o.name).collect();
             let has = if own.is_empty() {
                 "it has none besides action".to_owned()
             } else {
@@ -456,7 +461,7 @@ fn resolve_rule_map(
             };
             return Err((format!("{at}.{name}.{key}"), message));
         }
-        out.push((info.id, map.clone()));
+        out.push((id, map.clone()));
     }
     Ok(out)
 }
@@ -487,6 +492,53 @@ fn resolve(maps: &[RuleMap], at: &str) -> Result<RuleSet, (String, String)> {
 /// The JSON schema of a policy document, generated from the rule registry (printed by
 /// `volguard policy schema`; the chart's `values.schema.json` embeds it under `policy`).
 pub fn schema() -> serde_json::Value {
+    use serde_json::json;
+    let rules = rules_schema();
+    let globs = json!({"type": "array", "items": {"type": "string", "minLength": 1}});
+    json!({
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "volguard policy",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "mode": {"type": "string", "enum": ["enforce", "warn", "audit"]},
+            "exemptNamespaces": globs,
+            "allowExemptionAnnotation": {"type": "boolean"},
+            "controllerObjects": {
+                "description": "Objects created by a trusted controller with a controller ownerReference (Pods of ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs, ...): warn turns their denials into warnings, enforce judges them like any object.",
+                "type": "string",
+                "enum": ["warn", "enforce"]
+            },
+            "trustedControllers": {
+                "description": "Usernames (userInfo.username) of the controllers whose objects controllerObjects applies to; replaces the default list (kube-controller-manager's workload controllers).",
+                "type": "array",
+                "items": {"type": "string", "minLength": 1}
+            },
+            "defaults": defaults_schema(),
+            "rules": rules,
+            "namespaceOverrides": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["namespaces"],
+                    "properties": {
+                        "namespaces": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "string", "minLength": 1}
+                        },
+                        "rules": rules,
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `rules` (and an override's `rules`): one object per rule of the registry, its `action`
+/// and its own options.
+fn rules_schema() -> serde_json::Value {
     use serde_json::{Map, Value, json};
     let mut rules = Map::new();
     for r in RULES {
@@ -516,71 +568,36 @@ pub fn schema() -> serde_json::Value {
             }),
         );
     }
-    let rules = json!({
+    json!({
         "type": "object",
         "additionalProperties": false,
         "properties": rules,
-    });
-    let globs = json!({"type": "array", "items": {"type": "string", "minLength": 1}});
+    })
+}
+
+/// `defaults`: what `/mutate` adds.
+fn defaults_schema() -> serde_json::Value {
     let described = |d: &str| {
         let mut s = crate::engine::rules::quantity_schema();
         s["description"] = d.into();
         s
     };
-    json!({
-        "$schema": "http://json-schema.org/draft-07/schema#",
-        "title": "volguard policy",
+    serde_json::json!({
+        "description": "What the mutating endpoint (/mutate, chart value mutating.enabled) adds to objects that leave it out; nothing unless set.",
         "type": "object",
         "additionalProperties": false,
         "properties": {
-            "mode": {"type": "string", "enum": ["enforce", "warn", "audit"]},
-            "exemptNamespaces": globs,
-            "allowExemptionAnnotation": {"type": "boolean"},
-            "controllerObjects": {
-                "description": "Objects created by a trusted controller with a controller ownerReference (Pods of ReplicaSets, ReplicaSets of Deployments, Jobs of CronJobs, ...): warn turns their denials into warnings, enforce judges them like any object.",
-                "type": "string",
-                "enum": ["warn", "enforce"]
-            },
-            "trustedControllers": {
-                "description": "Usernames (userInfo.username) of the controllers whose objects controllerObjects applies to; replaces the default list (kube-controller-manager's workload controllers).",
-                "type": "array",
-                "items": {"type": "string", "minLength": 1}
-            },
-            "defaults": {
-                "description": "What the mutating endpoint (/mutate, chart value mutating.enabled) adds to objects that leave it out; nothing unless set.",
+            "emptyDir": {
+                "description": "sizeLimit given to an emptyDir without one, by medium (HugePages and unknown media are never changed). At most emptydir-size-limit-max's maxima.",
                 "type": "object",
                 "additionalProperties": false,
                 "properties": {
-                    "emptyDir": {
-                        "description": "sizeLimit given to an emptyDir without one, by medium (HugePages and unknown media are never changed). At most emptydir-size-limit-max's maxima.",
-                        "type": "object",
-                        "additionalProperties": false,
-                        "properties": {
-                            "diskSizeLimit": described(
-                                "sizeLimit added to a disk-backed emptyDir (medium \"\") without one; at most emptydir-size-limit-max.maxDisk"
-                            ),
-                            "memorySizeLimit": described(
-                                "sizeLimit added to a memory-backed emptyDir (medium Memory) without one; at most emptydir-size-limit-max.maxMemory"
-                            ),
-                        }
-                    }
-                }
-            },
-            "rules": rules,
-            "namespaceOverrides": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["namespaces"],
-                    "properties": {
-                        "namespaces": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"type": "string", "minLength": 1}
-                        },
-                        "rules": rules,
-                    }
+                    "diskSizeLimit": described(
+                        "sizeLimit added to a disk-backed emptyDir (medium \"\") without one; at most emptydir-size-limit-max.maxDisk"
+                    ),
+                    "memorySizeLimit": described(
+                        "sizeLimit added to a memory-backed emptyDir (medium Memory) without one; at most emptydir-size-limit-max.maxMemory"
+                    ),
                 }
             }
         }

@@ -584,6 +584,19 @@ impl fmt::Display for Quantity {
         if self.mag == 0 {
             return f.write_str("0");
         }
+        let form = self.shortest_form();
+        if self.neg {
+            f.write_str("-")?;
+        }
+        self.write_form(f, form)
+    }
+}
+
+impl Quantity {
+    /// The shortest of the candidate spellings (of a non-zero amount), in this order when
+    /// several are as short: plain digits, binary units, decimal units, an exponent. `None`
+    /// when none applies (the digits and `e{exp}` are written then).
+    fn shortest_form(&self) -> Option<Form> {
         let mag_len = digits(self.mag);
         let mut best: Option<(usize, Form)> = None;
         let mut offer = |len: usize, form: Form| {
@@ -637,11 +650,13 @@ impl fmt::Display for Quantity {
                 );
             }
         }
-        if self.neg {
-            f.write_str("-")?;
-        }
+        best.map(|(_, form)| form)
+    }
+
+    /// Writes the magnitude (the sign is already written) in `form`.
+    fn write_form(&self, f: &mut fmt::Formatter<'_>, form: Option<Form>) -> fmt::Result {
         let mag = self.mag;
-        match best.map(|(_, form)| form) {
+        match form {
             Some(Form::Plain) if self.exp >= 0 => {
                 write!(f, "{mag}")?;
                 write_zeros(f, self.exp as usize)

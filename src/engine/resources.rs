@@ -245,33 +245,87 @@ pub fn pod_requests(spec: &Spec, opts: Options) -> List {
     requests
 }
 
-/// The Pod cgroup's memory limit as the kubelet sets it (`ResourceConfigForPod`, with the
-/// `PodLevelResources` gate on: the apiserver drops `spec.resources` when it is off), or
-/// `None` when the Pod cgroup gets no memory limit.
-///
-/// There is one only if every regular container, and every init container's effective list
-/// (its own limit plus the sidecars before it; a sidecar: the sidecars so far), has a
-/// non-zero memory limit, or pod-level `spec.resources.limits.memory` is non-zero. Its value
-/// is `PodLimits`' memory, overhead included. (QoS does not change this: a Guaranteed Pod
-/// always meets the condition, a BestEffort one never does.) A zero value is no limit:
-/// `calculateEmptyDirMemorySize` only uses a positive one.
-pub fn memory_cgroup_limit(spec: &Spec) -> Option<Quantity> {
-    let mut declared = true;
-    let limits = pod_limits_with(spec, Options::default(), &mut |l, _| {
-        if !l.get(Resource::Memory).is_some_and(|q| q.is_positive()) {
-            declared = false;
-        }
-    });
+/// The kubelet minors whose `ResourceConfigForPod` decides "the Pod has a memory limit"
+/// differently (`pkg/kubelet/cm/helpers_linux.go`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kubelet {
+    /// 1.32 to 1.36: the `ContainerFn` of `PodLimits` sees each regular container's limits
+    /// and each init container's *effective* limits (its own plus those of the sidecars
+    /// started before it; a sidecar's: the sidecars so far), so a limited sidecar covers the
+    /// classic init containers after it.
+    V1_32To1_36,
+    /// 1.37: `podutil.ContainerIter(InitContainers|Containers)`, container by container:
+    /// every init container (sidecar or not) and every regular container must declare a
+    /// non-zero memory limit of its own.
+    V1_37,
+}
+
+impl Kubelet {
+    /// The kubelet minors volguard supports, oldest first.
+    pub const SUPPORTED: [Kubelet; 2] = [Kubelet::V1_32To1_36, Kubelet::V1_37];
+}
+
+/// Whether `kubelet`'s `ResourceConfigForPod` gives the Pod cgroup a memory limit
+/// (`memoryLimitsDeclared`, with the `PodLevelResources` gate on: the apiserver drops
+/// `spec.resources` when it is off). A non-zero pod-level `spec.resources.limits.memory`
+/// declares one on every minor. (QoS does not change this: a Guaranteed Pod always meets
+/// the condition, a BestEffort one never does.) Ephemeral containers never count.
+pub fn memory_limit_declared(spec: &Spec, kubelet: Kubelet) -> bool {
     if pod_level(spec, Kind::Limits)
         .get(Resource::Memory)
         .is_some_and(|q| q.is_positive())
     {
-        declared = true;
+        return true;
     }
-    if !declared {
+    let positive = |l: &List| l.get(Resource::Memory).is_some_and(|q| q.is_positive());
+    match kubelet {
+        Kubelet::V1_32To1_36 => {
+            let mut declared = true;
+            pod_limits_with(spec, Options::default(), &mut |l, _| {
+                declared &= positive(l);
+            });
+            declared
+        }
+        Kubelet::V1_37 => spec
+            .init_containers
+            .iter()
+            .chain(&spec.containers)
+            .all(|c| positive(&List::parse(Kind::Limits.of(&c.resources)))),
+    }
+}
+
+/// The Pod cgroup's memory limit, or `None` when the Pod cgroup gets no memory limit on
+/// some supported kubelet minor ([`Kubelet::SUPPORTED`]): a tmpfs counts as bounded only if
+/// it is bounded wherever the Pod may run.
+///
+/// Its value is `PodLimits`' memory, overhead included (the same on every minor). A zero
+/// value is no limit: `calculateEmptyDirMemorySize` only uses a positive one.
+pub fn memory_cgroup_limit(spec: &Spec) -> Option<Quantity> {
+    if !Kubelet::SUPPORTED
+        .iter()
+        .all(|k| memory_limit_declared(spec, *k))
+    {
         return None;
     }
-    limits.get(Resource::Memory).filter(Quantity::is_positive)
+    pod_limits(spec, Options::default())
+        .get(Resource::Memory)
+        .filter(Quantity::is_positive)
+}
+
+/// The Pod cgroup's memory limit on the supported kubelet minors that set one, or `None`
+/// when none does. The value is the same wherever there is one; this is the limit a tmpfs
+/// can outgrow (and get the Pod OOM-killed) on some node, where [`memory_cgroup_limit`] is
+/// the limit that bounds a tmpfs on every node.
+pub fn memory_cgroup_limit_on_some_minor(spec: &Spec) -> Option<Quantity> {
+    if !Kubelet::SUPPORTED
+        .iter()
+        .any(|k| memory_limit_declared(spec, *k))
+    {
+        return None;
+    }
+    pod_limits(spec, Options::default())
+        .get(Resource::Memory)
+        .filter(Quantity::is_positive)
 }
 
 /// The Pod's ephemeral-storage limit the eviction manager enforces
@@ -388,59 +442,157 @@ mod tests {
     }
 
     // kubernetes/kubernetes pkg/kubelet/cm/helpers_linux.go:ResourceConfigForPod (memory),
-    // as summarised in tests/data/resources/NOTES.md "Pod memory cgroup".
+    // as summarised in tests/data/resources/NOTES.md "Pod memory cgroup": `memoryLimitsDeclared`
+    // at v1.36 (the `ContainerFn` of `PodLimits`: effective init-container limits) and at
+    // v1.37.2 (`podutil.ContainerIter(&pod.Spec, InitContainers|Containers)`: each
+    // container's own limit), then the limit volguard uses: bounded on both, or none.
     #[rstest::rstest]
     #[case::all_limited(
         "containers: [{resources: {limits: {memory: 1Gi}}}, {resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("2Gi")
     )]
-    #[case::one_unlimited("containers: [{resources: {limits: {memory: 1Gi}}}, {}]", None)]
-    #[case::zero_limit("containers: [{resources: {limits: {memory: '0'}}}]", None)]
-    #[case::no_containers("containers: []", None)]
+    #[case::one_unlimited(
+        "containers: [{resources: {limits: {memory: 1Gi}}}, {}]",
+        false,
+        false,
+        None
+    )]
+    #[case::zero_limit(
+        "containers: [{resources: {limits: {memory: '0'}}}]",
+        false,
+        false,
+        None
+    )]
+    #[case::no_containers("containers: []", true, true, None)]
     #[case::sidecar_added(
         "initContainers: [{restartPolicy: Always, resources: {limits: {memory: 1Gi}}}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("2Gi")
     )]
     #[case::sidecar_unlimited(
         "initContainers: [{restartPolicy: Always}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        false,
+        false,
         None
     )]
     #[case::init_larger(
         "initContainers: [{resources: {limits: {memory: 3Gi}}}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("3Gi")
     )]
     #[case::init_unlimited(
         "initContainers: [{}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        false,
+        false,
         None
     )]
+    // The two minors disagree: a limited sidecar folded into the init container after it
+    // (1.36) is no limit of that init container's own (1.37). Unbounded on a 1.37 node.
     #[case::init_unlimited_after_limited_sidecar(
         "initContainers: [{restartPolicy: Always, resources: {limits: {memory: 100Mi}}}, {}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
-        Some("1124Mi")
+        true,
+        false,
+        None
     )]
     #[case::sidecar_unlimited_after_limited_sidecar(
         "initContainers: [{restartPolicy: Always, resources: {limits: {memory: 100Mi}}}, {restartPolicy: Always}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        false,
+        None
+    )]
+    #[case::every_init_container_limited(
+        "initContainers: [{restartPolicy: Always, resources: {limits: {memory: 100Mi}}}, {resources: {limits: {memory: 50Mi}}}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("1124Mi")
+    )]
+    // Ephemeral containers are in neither iteration.
+    #[case::ephemeral_unlimited(
+        "ephemeralContainers: [{}]\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
+        Some("1Gi")
     )]
     #[case::overhead(
         "overhead: {memory: 100Mi}\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("1124Mi")
     )]
-    #[case::overhead_without_limits("overhead: {memory: 100Mi}\ncontainers: [{}]", None)]
+    #[case::overhead_without_limits(
+        "overhead: {memory: 100Mi}\ncontainers: [{}]",
+        false,
+        false,
+        None
+    )]
     #[case::pod_level(
         "resources: {limits: {memory: 4Gi}}\ncontainers: [{}, {resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
+        Some("4Gi")
+    )]
+    #[case::pod_level_covers_unlimited_init(
+        "resources: {limits: {memory: 4Gi}}\ninitContainers: [{}]\ncontainers: [{}]",
+        true,
+        true,
         Some("4Gi")
     )]
     #[case::pod_level_plus_overhead(
         "resources: {limits: {memory: 4Gi}}\noverhead: {memory: 1Gi}\ncontainers: [{}]",
+        true,
+        true,
         Some("5Gi")
     )]
-    #[case::pod_level_requests_only("resources: {requests: {memory: 4Gi}}\ncontainers: [{}]", None)]
+    #[case::pod_level_requests_only(
+        "resources: {requests: {memory: 4Gi}}\ncontainers: [{}]",
+        false,
+        false,
+        None
+    )]
     #[case::pod_level_cpu_only(
         "resources: {limits: {cpu: '1'}}\ncontainers: [{resources: {limits: {memory: 1Gi}}}]",
+        true,
+        true,
         Some("1Gi")
     )]
-    fn memory_cgroup(#[case] yaml: &str, #[case] want: Option<&str>) {
-        assert_eq!(memory_cgroup_limit(&spec(yaml)), want.and_then(q), "{yaml}");
+    fn memory_cgroup(
+        #[case] yaml: &str,
+        #[case] v1_36: bool,
+        #[case] v1_37: bool,
+        #[case] want: Option<&str>,
+    ) {
+        let spec = spec(yaml);
+        assert_eq!(
+            memory_limit_declared(&spec, Kubelet::V1_32To1_36),
+            v1_36,
+            "1.36: {yaml}"
+        );
+        assert_eq!(
+            memory_limit_declared(&spec, Kubelet::V1_37),
+            v1_37,
+            "1.37: {yaml}"
+        );
+        assert_eq!(memory_cgroup_limit(&spec), want.and_then(q), "{yaml}");
+        // On some minor: the limit exists wherever either rule declares it.
+        let some = memory_cgroup_limit_on_some_minor(&spec);
+        if v1_36 || v1_37 {
+            assert_eq!(
+                some,
+                pod_limits(&spec, Options::default())
+                    .get(Resource::Memory)
+                    .filter(Quantity::is_positive),
+                "{yaml}"
+            );
+        } else {
+            assert_eq!(some, None, "{yaml}");
+        }
+        if want.is_some() {
+            assert_eq!(some, want.and_then(q), "{yaml}");
+        }
     }
 
     // kubernetes/kubernetes pkg/kubelet/eviction/eviction_manager.go:

@@ -16,7 +16,7 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::model::{Container, EmptyDir, Medium, Spec, Volume};
+use crate::engine::model::{Container, EmptyDir, Medium, Spec, Volume, VolumeMount};
 use crate::engine::paths::{self, PathStyle};
 use crate::engine::quantity::{Quantity, QuantityError};
 use crate::engine::resources;
@@ -138,9 +138,11 @@ pub fn quantity_schema() -> serde_json::Value {
 
 /// Declares the rules: `Variant => module`. Generates `mod module;`, the `RuleId` enum, the
 /// `RULES` table, the `RuleOptions` enum of typed options, the dispatch, and a typed accessor
-/// per rule on `RuleSet` (for the rare rule that reads another rule's options).
+/// per rule on `RuleSet`. A rule's `check(ctx, options, out)` sees its own options only; the
+/// rare rule that reads another rule's settings is marked `reads_rules` and gets the
+/// `RuleSet` as well: `check(ctx, options, rules, out)`.
 macro_rules! registry {
-    ($($variant:ident => $module:ident,)*) => {
+    ($($variant:ident => $module:ident $($reads:ident)?,)*) => {
         $(pub mod $module;)*
 
         /// Stable rule identifiers; the discriminant indexes `RULES` and `RuleSet`.
@@ -176,7 +178,9 @@ macro_rules! registry {
 
         /// Runs one rule with its options.
         fn dispatch(ctx: &PodCtx<'_>, options: &RuleOptions, rules: &RuleSet, out: &mut Vec<Violation>) {
-            match options { $(RuleOptions::$variant(o) => $module::check(ctx, o, rules, out),)* }
+            match options {
+                $(RuleOptions::$variant(o) => check_rule!($module $($reads)?, ctx, o, rules, out),)*
+            }
         }
 
         #[allow(dead_code)]
@@ -194,6 +198,16 @@ macro_rules! registry {
     };
 }
 
+/// One dispatch arm of [`registry!`]: with or without the `RuleSet`.
+macro_rules! check_rule {
+    ($module:ident, $ctx:ident, $o:ident, $rules:ident, $out:ident) => {
+        $module::check($ctx, $o, $out)
+    };
+    ($module:ident reads_rules, $ctx:ident, $o:ident, $rules:ident, $out:ident) => {
+        $module::check($ctx, $o, $rules, $out)
+    };
+}
+
 registry! {
     MountVolumeExists => mount_volume_exists,
     VolumeNameUnique => volume_name_unique,
@@ -204,7 +218,7 @@ registry! {
     VolumeUnused => volume_unused,
     MountReadonlySource => mount_readonly_source,
     VolumeTypeAllowed => volume_type_allowed,
-    EmptydirSizeLimitRequired => emptydir_size_limit_required,
+    EmptydirSizeLimitRequired => emptydir_size_limit_required reads_rules,
     EmptydirSizeLimitMax => emptydir_size_limit_max,
     EmptydirMediumValid => emptydir_medium_valid,
     EmptydirMemoryWithinLimits => emptydir_memory_within_limits,
@@ -375,11 +389,14 @@ pub struct PodCtx<'a> {
     pub containers: Vec<ContainerRef<'a>>,
     /// StatefulSet volumeClaimTemplates names (they count as volumes for mounts).
     claim_templates: HashSet<&'a str>,
+    /// The same names in `spec.volumeClaimTemplates` order ("" for an unnamed one).
+    pub claim_template_list: Vec<&'a str>,
     /// First index of each volume name.
     volume_index: HashMap<&'a str, usize>,
     /// Parsed `emptyDir.sizeLimit` per volume (None: no emptyDir or no sizeLimit).
     size_limits: Vec<Option<Result<Quantity, QuantityError>>>,
     memory_limit: OnceCell<Option<Quantity>>,
+    memory_limit_somewhere: OnceCell<Option<Quantity>>,
     ephemeral_limit: OnceCell<Option<Quantity>>,
 }
 
@@ -437,11 +454,17 @@ impl<'a> PodCtx<'a> {
             prefix,
             spec,
             style,
-            claim_templates: claim_templates.into_iter().collect(),
+            claim_templates: claim_templates
+                .iter()
+                .copied()
+                .filter(|n| !n.is_empty())
+                .collect(),
+            claim_template_list: claim_templates,
             containers,
             volume_index,
             size_limits,
             memory_limit: OnceCell::new(),
+            memory_limit_somewhere: OnceCell::new(),
             ephemeral_limit: OnceCell::new(),
         }
     }
@@ -464,6 +487,14 @@ impl<'a> PodCtx<'a> {
     /// Field path of volume `i`.
     pub fn volume_field(&self, i: usize) -> String {
         format!("{}volumes[{i}]", self.prefix)
+    }
+
+    /// Every volumeMount of every container, with its container and its index there.
+    pub fn mounts(&self) -> impl Iterator<Item = (&ContainerRef<'a>, usize, &'a VolumeMount<'a>)> {
+        self.containers.iter().flat_map(|c| {
+            let mounts: &'a [VolumeMount<'a>] = &c.c.volume_mounts;
+            mounts.iter().enumerate().map(move |(j, m)| (c, j, m))
+        })
     }
 
     pub fn regular_containers(&self) -> impl Iterator<Item = &ContainerRef<'a>> {
@@ -489,12 +520,21 @@ impl<'a> PodCtx<'a> {
         self.size_limits.get(i).and_then(Option::as_ref)
     }
 
-    /// The Pod cgroup's memory limit (`resources::memory_cgroup_limit`: `None` when the
-    /// kubelet sets none), computed once per evaluation.
+    /// The Pod cgroup's memory limit where it bounds a tmpfs on every supported kubelet
+    /// minor (`resources::memory_cgroup_limit`: `None` when some minor sets none), computed
+    /// once per evaluation.
     pub fn memory_limit(&self) -> Option<Quantity> {
         *self
             .memory_limit
             .get_or_init(|| resources::memory_cgroup_limit(self.spec))
+    }
+
+    /// The Pod cgroup's memory limit on the minors that set one
+    /// (`resources::memory_cgroup_limit_on_some_minor`): what a tmpfs can outgrow somewhere.
+    pub fn memory_limit_on_some_minor(&self) -> Option<Quantity> {
+        *self
+            .memory_limit_somewhere
+            .get_or_init(|| resources::memory_cgroup_limit_on_some_minor(self.spec))
     }
 
     /// The Pod's ephemeral-storage limit the eviction manager enforces
@@ -538,8 +578,9 @@ pub fn name_list(names: &[&str]) -> String {
     }
 }
 
-/// Quotes a user-supplied string for a message, shortening long ones so every line stays
-/// well under the apiserver's 256-character warning limit.
+/// Quotes a user-supplied string for a message, whole (escaped as Rust's `{:?}` does, so a
+/// newline cannot end a line). Offline output prints it as is; at admission
+/// `admission::line` shortens the explanation, never the rule, the path or the fix.
 pub fn q(s: &str) -> String {
     quoted(s).to_string()
 }
@@ -555,52 +596,30 @@ pub struct Quoted<'a>(&'a str);
 
 impl fmt::Display for Quoted<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const MAX: usize = 24;
-        let s = self.0;
-        if s.len() <= MAX || s.chars().count() <= MAX {
-            write!(f, "{s:?}")
-        } else {
-            let head: String = s.chars().take(MAX - 8).collect();
-            let tail: String = {
-                let v: Vec<char> = s.chars().rev().take(6).collect();
-                v.into_iter().rev().collect()
-            };
-            write!(f, "{:?}", format!("{head}…{tail}"))
-        }
+        write!(f, "{:?}", self.0)
     }
 }
-
-/// The longest violation line (`[rule] path: message`), in bytes: the apiserver truncates
-/// warnings above 256 characters.
-pub const MAX_LINE: usize = 255;
 
 /// Appended to a finding that `oldObject` already had (UPDATE).
 pub const PREEXISTING_SUFFIX: &str = " (present before this update)";
 
-/// Cuts a message so its whole line fits `MAX_LINE` (a last resort: names are already
-/// shortened by `q`, so this only bites on long paths with several long names).
-/// Room is kept for the UPDATE suffix, so a pre-existing finding's line fits too.
-fn fit(v: &mut Violation) {
-    let overhead = v.rule.name().len() + v.path.len() + 5 + PREEXISTING_SUFFIX.len();
-    let budget = MAX_LINE.saturating_sub(overhead).max(16);
-    if v.message.len() > budget {
-        let mut cut = budget - 3;
-        while !v.message.is_char_boundary(cut) {
+/// Cuts `s` to at most `max` bytes (`max` >= 3), on a char boundary, ending in `...` when
+/// it cuts. Messages here and warning lines in `admission` share it.
+pub fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max - 3;
+        while !s.is_char_boundary(cut) {
             cut -= 1;
         }
-        v.message.truncate(cut);
-        v.message.push_str("...");
+        s.truncate(cut);
+        s.push_str("...");
     }
 }
 
 /// Runs one rule, whatever its action (for the rules' table tests).
 #[cfg(test)]
 pub(crate) fn run_one(ctx: &PodCtx<'_>, id: RuleId, rules: &RuleSet, out: &mut Vec<Violation>) {
-    let start = out.len();
     dispatch(ctx, &rules.get(id).options, rules, out);
-    for v in &mut out[start..] {
-        fit(v);
-    }
 }
 
 /// Runs every enabled rule over one Pod view.
@@ -610,16 +629,12 @@ pub(crate) fn run_all(
     skip: &dyn Fn(RuleId) -> bool,
     out: &mut Vec<Violation>,
 ) {
-    let start = out.len();
     for info in RULES {
         let setting = rules.get(info.id);
         if setting.action == Action::Off || skip(info.id) {
             continue;
         }
         dispatch(ctx, &setting.options, rules, out);
-    }
-    for v in &mut out[start..] {
-        fit(v);
     }
 }
 
@@ -670,10 +685,12 @@ mod tests {
         }
     }
 
+    /// Offline output has no length limit: names and paths are quoted whole.
     #[test]
-    fn quoting_shortens_long_names() {
+    fn quoting_keeps_whole_names() {
         assert_eq!(q("data"), "\"data\"");
         let long = "x".repeat(200);
-        assert!(q(&long).chars().count() <= 26);
+        assert_eq!(q(&long), format!("{long:?}"));
+        assert_eq!(q("a\nb"), "\"a\\nb\"");
     }
 }

@@ -249,33 +249,14 @@ pub fn evaluate_as(
     let ctx = PodCtx::new(view.prefix, view.spec, view.claim_templates);
     rules::run_all(&ctx, &rules, &skip, &mut violations);
 
-    // On UPDATE, how many times `oldObject` had each (rule, subject): a new violation
-    // matching one of them is pre-existing (a multiset, so a third duplicate is still new).
-    let mut old: HashMap<(RuleId, String), usize> = HashMap::new();
-    if let (Operation::Update, Some(old_obj), false) =
-        (req.operation, req.old_object, violations.is_empty())
-        && let Some(old_view) = workload::pod_view(req.kind, old_obj)
-    {
-        let mut old_violations = Vec::new();
-        let old_ctx = PodCtx::new(old_view.prefix, old_view.spec, old_view.claim_templates);
-        rules::run_all(&old_ctx, &rules, &skip, &mut old_violations);
-        for v in old_violations {
-            let key = (
-                v.rule,
-                subject(old_view.spec, old_view.prefix, v.rule, &v.path),
-            );
-            *old.entry(key).or_default() += 1;
-        }
-    }
+    let mut old = if violations.is_empty() {
+        HashMap::new()
+    } else {
+        old_subjects(req, &rules, &skip)
+    };
 
     let who = origin(policy, req, requester);
-    let relaxed_by = match who {
-        Origin::Mirror => Some(Origin::Mirror),
-        Origin::Controller if policy.controller_objects == ControllerObjects::Warn => {
-            Some(Origin::Controller)
-        }
-        _ => None,
-    };
+    let relaxed_by = relaxed_by_origin(policy, who);
     let mut findings: Vec<Finding> = violations
         .into_iter()
         .map(|v: Violation| {
@@ -312,6 +293,44 @@ pub fn evaluate_as(
         findings,
         skipped: None,
         origin: who,
+    }
+}
+
+/// On UPDATE, how many times `oldObject` had each (rule, subject): a new violation
+/// matching one of them is pre-existing (a multiset, so a third duplicate is still new).
+/// Empty otherwise.
+fn old_subjects(
+    req: &Request<'_>,
+    rules: &rules::RuleSet,
+    skip: &dyn Fn(RuleId) -> bool,
+) -> HashMap<(RuleId, String), usize> {
+    let mut old: HashMap<(RuleId, String), usize> = HashMap::new();
+    if let (Operation::Update, Some(old_obj)) = (req.operation, req.old_object)
+        && let Some(old_view) = workload::pod_view(req.kind, old_obj)
+    {
+        let mut old_violations = Vec::new();
+        let old_ctx = PodCtx::new(old_view.prefix, old_view.spec, old_view.claim_templates);
+        rules::run_all(&old_ctx, rules, skip, &mut old_violations);
+        for v in old_violations {
+            let key = (
+                v.rule,
+                subject(old_view.spec, old_view.prefix, v.rule, &v.path),
+            );
+            *old.entry(key).or_default() += 1;
+        }
+    }
+    old
+}
+
+/// Who a denial becomes a warning for (with `downgraded` set to it): a node's mirror Pods
+/// always, a trusted controller's objects under `controllerObjects: warn`.
+fn relaxed_by_origin(policy: &Policy, who: Origin) -> Option<Origin> {
+    match who {
+        Origin::Mirror => Some(Origin::Mirror),
+        Origin::Controller if policy.controller_objects == ControllerObjects::Warn => {
+            Some(Origin::Controller)
+        }
+        _ => None,
     }
 }
 
@@ -580,22 +599,16 @@ spec:
         assert_eq!(deny, [RuleId::MountPathReserved]);
     }
 
-    /// A Deployment's template with an unsized emptyDir, as created before the policy.
-    const GRANDFATHERED: &str = r#"
-kind: Deployment
-metadata: {name: web}
-spec:
-  template:
-    spec:
-      containers:
-      - name: app
-        volumeMounts: [{name: cache, mountPath: /cache}, {name: cache, mountPath: /cache/}]
-      - name: sidecar
-        volumeMounts: [{name: cache, mountPath: /tmp}]
-      volumes:
-      - name: cache
-        emptyDir: {}
-"#;
+    /// A Deployment `web` with these containers and one unsized emptyDir `cache`.
+    fn web(containers: &[&str]) -> String {
+        format!(
+            "kind: Deployment\nmetadata: {{name: web}}\nspec:\n  template:\n    spec:\n      containers:\n{}      volumes:\n      - name: cache\n        emptyDir: {{}}\n",
+            containers.concat()
+        )
+    }
+    const APP: &str = "      - name: app\n        volumeMounts: [{name: cache, mountPath: /cache}, {name: cache, mountPath: /cache/}]\n";
+    const SIDECAR: &str =
+        "      - name: sidecar\n        volumeMounts: [{name: cache, mountPath: /tmp}]\n";
 
     fn denied_rules(v: &Verdict) -> Vec<RuleId> {
         v.with_action(Action::Deny).map(|f| f.rule).collect()
@@ -603,13 +616,15 @@ spec:
 
     #[test]
     fn update_matches_violations_by_identity_not_index() {
-        let old = obj(GRANDFATHERED);
+        // As created before the policy.
+        let grandfathered = web(&[APP, SIDECAR]);
+        let old = obj(&grandfathered);
         assert_eq!(
             denied_rules(&eval("{}", "default", Operation::Create, &old, None)),
             [RuleId::MountPathUnique, RuleId::EmptydirSizeLimitRequired]
         );
         // A volume added in front: the emptyDir moves from volumes[0] to volumes[1].
-        let shifted = obj(&GRANDFATHERED.replace(
+        let shifted = obj(&grandfathered.replace(
             "      volumes:\n",
             "      volumes:\n      - {name: conf, configMap: {name: c}}\n",
         ));
@@ -624,21 +639,8 @@ spec:
         assert!(f.preexisting && f.action == Action::Warn);
         // Containers reordered, and the two mounts of the same path swapped: the
         // duplicate is now reported on the other mount, which is the same violation.
-        let reordered = obj(r#"
-kind: Deployment
-metadata: {name: web}
-spec:
-  template:
-    spec:
-      containers:
-      - name: sidecar
-        volumeMounts: [{name: cache, mountPath: /tmp}]
-      - name: app
-        volumeMounts: [{name: cache, mountPath: /cache/}, {name: cache, mountPath: /cache}]
-      volumes:
-      - name: cache
-        emptyDir: {}
-"#);
+        let swapped = "      - name: app\n        volumeMounts: [{name: cache, mountPath: /cache/}, {name: cache, mountPath: /cache}]\n";
+        let reordered = obj(&web(&[SIDECAR, swapped]));
         let v = eval("{}", "default", Operation::Update, &reordered, Some(&old));
         assert!(v.allowed, "{:?}", v.findings);
         assert!(v.findings.iter().all(|f| f.preexisting), "{:?}", v.findings);

@@ -48,10 +48,11 @@ pub fn pod_view<'a>(kind: &str, obj: &'a Object) -> Option<PodView<'a>> {
             let outer = spec?;
             let t = outer.template.as_deref()?;
             let mut v = view("spec.template.spec.", t.spec.as_ref()?, Some(&t.metadata));
+            // In order, an unnamed one as "" (rules report them by index).
             v.claim_templates = outer
                 .volume_claim_templates
                 .iter()
-                .filter_map(|c| c.metadata.name.as_deref())
+                .map(|c| c.metadata.name.as_deref().unwrap_or_default())
                 .collect();
             Some(v)
         }

@@ -1,6 +1,7 @@
 //! A linear pre-scan of a YAML policy that refuses documents nested deeper than
 //! [`MAX_DEPTH`] before the YAML parser sees them (its scanner is quadratic on deep flow
-//! nesting: 100k `[` took it 21 s to reject). A real policy is about six levels deep.
+//! nesting: bench/attacks/README.md, the deep-policy row). A real policy is about six levels
+//! deep.
 //!
 //! The scan counts block nesting (indentation and `- ` entries) plus flow nesting (`[` and
 //! `{` that open a value), skipping quoted scalars, comments and block scalars (`|`, `>`).
@@ -22,68 +23,98 @@ pub struct TooDeep {
 
 /// Checks that `text` nests at most `max` levels.
 pub fn check(text: &str, max: usize) -> Result<(), TooDeep> {
-    // Block nesting: (column, key) of the enclosing block nodes.
-    let mut block: Vec<(usize, String)> = Vec::new();
-    let mut flow = 0usize;
-    // Inside a quoted scalar that continues on the next line.
-    let mut quote: Option<u8> = None;
-    // Lines more indented than this belong to a block scalar.
-    let mut block_scalar_parent: Option<usize> = None;
-
+    let mut scan = Scan {
+        max,
+        block: Vec::new(),
+        flow: 0,
+        quote: None,
+        block_scalar_parent: None,
+    };
     for (n, line) in text.lines().enumerate() {
+        scan.line(n, line)?;
+    }
+    Ok(())
+}
+
+/// What the scan carries from one line to the next.
+struct Scan {
+    max: usize,
+    /// Block nesting: (column, key) of the enclosing block nodes.
+    block: Vec<(usize, String)>,
+    flow: usize,
+    /// Inside a quoted scalar that continues on the next line.
+    quote: Option<u8>,
+    /// Lines more indented than this belong to a block scalar.
+    block_scalar_parent: Option<usize>,
+}
+
+impl Scan {
+    /// Line `n` (0-based).
+    fn line(&mut self, n: usize, line: &str) -> Result<(), TooDeep> {
         let bytes = line.as_bytes();
         let indent = bytes.iter().take_while(|b| **b == b' ').count();
         let blank = bytes[indent..].iter().all(|b| b.is_ascii_whitespace());
-        if let Some(parent) = block_scalar_parent {
+        if let Some(parent) = self.block_scalar_parent {
             if blank || indent > parent {
-                continue;
+                return Ok(());
             }
-            block_scalar_parent = None;
+            self.block_scalar_parent = None;
         }
         if blank {
-            continue;
+            return Ok(());
         }
-        let too_deep = |block: &[(usize, String)], col: usize| TooDeep {
-            path: path_of(block),
-            line: n + 1,
-            column: col + 1,
-        };
         let mut i = indent;
-        let block_context = flow == 0 && quote.is_none();
+        let block_context = self.flow == 0 && self.quote.is_none();
         if block_context {
             if line.starts_with("---") || line.starts_with("...") {
-                block.clear();
-                continue;
+                self.block.clear();
+                return Ok(());
             }
-            while block.last().is_some_and(|(c, _)| *c >= indent) {
-                block.pop();
-            }
-            // `- - key:`: each entry indicator opens a level.
-            while bytes.get(i) == Some(&b'-')
-                && bytes.get(i + 1).is_none_or(|b| *b == b' ' || *b == b'\t')
-            {
-                block.push((i, "[]".to_owned()));
-                if block.len() + flow > max {
-                    return Err(too_deep(&block, i));
-                }
+            i = self.block_levels(n, line, indent)?;
+        }
+        self.characters(n, bytes, i, indent)
+    }
+
+    /// The block levels a line in block context closes and opens (its entry indicators and
+    /// its key); where the rest of the line starts.
+    fn block_levels(&mut self, n: usize, line: &str, indent: usize) -> Result<usize, TooDeep> {
+        let bytes = line.as_bytes();
+        let mut i = indent;
+        while self.block.last().is_some_and(|(c, _)| *c >= indent) {
+            self.block.pop();
+        }
+        // `- - key:`: each entry indicator opens a level.
+        while bytes.get(i) == Some(&b'-')
+            && bytes.get(i + 1).is_none_or(|b| *b == b' ' || *b == b'\t')
+        {
+            self.block.push((i, "[]".to_owned()));
+            self.within_max(n, i)?;
+            i += 1;
+            while bytes.get(i) == Some(&b' ') {
                 i += 1;
-                while bytes.get(i) == Some(&b' ') {
-                    i += 1;
-                }
-            }
-            if let Some(key) = plain_key(&line[i..]) {
-                block.push((i, key.to_owned()));
-                if block.len() + flow > max {
-                    return Err(too_deep(&block, i));
-                }
             }
         }
-        // Characters: flow indicators that open a value, quotes, comments, block scalars.
+        if let Some(key) = plain_key(&line[i..]) {
+            self.block.push((i, key.to_owned()));
+            self.within_max(n, i)?;
+        }
+        Ok(i)
+    }
+
+    /// Characters from column `i` of line `n`: flow indicators that open a value, quotes,
+    /// comments, block scalars.
+    fn characters(
+        &mut self,
+        n: usize,
+        bytes: &[u8],
+        mut i: usize,
+        indent: usize,
+    ) -> Result<(), TooDeep> {
         let mut value_start = true;
         let mut prev_space = true;
         while i < bytes.len() {
             let c = bytes[i];
-            if let Some(q) = quote {
+            if let Some(q) = self.quote {
                 if q == b'"' && c == b'\\' {
                     i += 2;
                     continue;
@@ -93,7 +124,7 @@ pub fn check(text: &str, max: usize) -> Result<(), TooDeep> {
                         i += 2;
                         continue;
                     }
-                    quote = None;
+                    self.quote = None;
                     value_start = false;
                 }
                 i += 1;
@@ -107,25 +138,23 @@ pub fn check(text: &str, max: usize) -> Result<(), TooDeep> {
                     i += 1;
                     continue;
                 }
-                b'[' | b'{' if value_start || flow > 0 => {
-                    flow += 1;
-                    if block.len() + flow > max {
-                        return Err(too_deep(&block, i));
-                    }
+                b'[' | b'{' if value_start || self.flow > 0 => {
+                    self.flow += 1;
+                    self.within_max(n, i)?;
                     value_start = true;
                 }
-                b']' | b'}' if flow > 0 => {
-                    flow -= 1;
+                b']' | b'}' if self.flow > 0 => {
+                    self.flow -= 1;
                     value_start = false;
                 }
-                b',' if flow > 0 => value_start = true,
-                b'"' | b'\'' if value_start => quote = Some(c),
-                b'|' | b'>' if value_start && flow == 0 => {
-                    block_scalar_parent = Some(indent);
+                b',' if self.flow > 0 => value_start = true,
+                b'"' | b'\'' if value_start => self.quote = Some(c),
+                b'|' | b'>' if value_start && self.flow == 0 => {
+                    self.block_scalar_parent = Some(indent);
                     break;
                 }
                 b':' if bytes.get(i + 1).is_none_or(|b| {
-                    *b == b' ' || *b == b'\t' || (flow > 0 && b",]}".contains(b))
+                    *b == b' ' || *b == b'\t' || (self.flow > 0 && b",]}".contains(b))
                 }) =>
                 {
                     value_start = true;
@@ -136,8 +165,21 @@ pub fn check(text: &str, max: usize) -> Result<(), TooDeep> {
             prev_space = false;
             i += 1;
         }
+        Ok(())
     }
-    Ok(())
+
+    /// The error when the nesting now exceeds the maximum, at line `n`, column `col`
+    /// (0-based).
+    fn within_max(&self, n: usize, col: usize) -> Result<(), TooDeep> {
+        if self.block.len() + self.flow > self.max {
+            return Err(TooDeep {
+                path: path_of(&self.block),
+                line: n + 1,
+                column: col + 1,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The key of a block mapping entry `key: ...` (plain or quoted), if the line starts with

@@ -1,7 +1,7 @@
 //! `emptydir-ephemeral-storage-declared`: containers mounting a disk emptyDir declare
 //! ephemeral-storage requests and limits.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, ContainerKind, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, ContainerKind, PodCtx, RuleId, Violation, q};
 use crate::engine::model::{Medium, Resources};
 
 fn declares(r: &Option<Resources>) -> (bool, bool) {
@@ -32,7 +32,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     // ephemeral-storage is not a pod-level resource (`IsSupportedPodLevelResource`):
     // `spec.resources` cannot declare it for the containers.
     for c in &ctx.containers {

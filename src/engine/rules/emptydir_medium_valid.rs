@@ -1,6 +1,6 @@
 //! `emptydir-medium-valid`: an emptyDir's `medium` is one the kubelet can mount.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, RuleSet, Violation, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -17,7 +17,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     for (i, v, e, medium) in ctx.empty_dirs() {
         if medium != Medium::Unknown {
             continue;

@@ -1,6 +1,6 @@
 //! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, RuleSet, Violation, first_over, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -22,7 +22,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     let mut memory = ctx
         .empty_dirs()
         .filter(|(_, _, _, m)| *m == Medium::Memory)
@@ -32,7 +32,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
     }
     // No Pod memory limit: each tmpfs is bounded by its own sizeLimit (or, unsized, by node
     // allocatable, which emptydir-size-limit-required reports).
-    let Some(limit) = ctx.memory_limit() else {
+    // Over the limit on any supported kubelet minor that sets one: OOM-killed there.
+    let Some(limit) = ctx.memory_limit_on_some_minor() else {
         return;
     };
     if let Some((i, v, sum)) = first_over(ctx, memory, limit) {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::quantity::{PositiveQuantity, Quantity};
-use super::{Action, OptionDoc, quantity_schema, RuleMeta, RuleSet, PodCtx, RuleId, Violation, first_over, q};
+use super::{Action, OptionDoc, quantity_schema, RuleMeta, PodCtx, RuleId, Violation, first_over, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -52,7 +52,7 @@ impl Default for Options {
     }
 }
 
-pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
     for (i, v, e, medium) in ctx.empty_dirs() {
         let Some(parsed) = ctx.size_limit(i) else {
             continue;

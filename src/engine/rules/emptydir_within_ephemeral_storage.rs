@@ -1,6 +1,6 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, RuleSet, Violation, first_over, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, q};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -19,7 +19,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     let mut disk = ctx
         .empty_dirs()
         .filter(|(_, _, _, m)| *m == Medium::Disk)

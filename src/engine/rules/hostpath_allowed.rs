@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, RuleSet, Violation, q};
+use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, Violation, q};
 use crate::engine::paths;
 
 pub const META: RuleMeta = RuleMeta {
@@ -92,9 +92,9 @@ fn allows<'a>(opts: &'a Options, path: &str) -> Option<(bool, &'a AllowedPath)> 
     found.map(|a| (true, a))
 }
 
-pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
     let prefixes = || {
-        let mut s: Vec<&str> = opts
+        let s: Vec<&str> = opts
             .allowed_paths
             .iter()
             .map(|a| a.path_prefix.as_str())
@@ -102,7 +102,6 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
         if s.is_empty() {
             return "none".to_owned();
         }
-        s.truncate(4);
         s.join(", ")
     };
     // Read-only requirement per volume index, for the mount pass below.
@@ -127,25 +126,23 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violat
             }),
         }
     }
-    for c in &ctx.containers {
-        for (j, m) in c.c.volume_mounts.iter().enumerate() {
-            let Some((i, v)) = ctx.volume(&m.name) else {
-                continue;
-            };
-            if let Some(a) = read_only[i]
-                && m.read_only != Some(true)
-            {
-                out.push(Violation {
-                    rule: RuleId::HostpathAllowed,
-                    path: c.mount_field(ctx.prefix, j),
-                    message: format!(
-                        "container {} mounts hostPath volume {} writable, but {} is allowed read-only; set readOnly: true",
-                        q(&c.c.name),
-                        q(&v.name),
-                        q(&a.path_prefix)
-                    ),
-                });
-            }
+    for (c, j, m) in ctx.mounts() {
+        let Some((i, v)) = ctx.volume(&m.name) else {
+            continue;
+        };
+        if let Some(a) = read_only[i]
+            && m.read_only != Some(true)
+        {
+            out.push(Violation {
+                rule: RuleId::HostpathAllowed,
+                path: c.mount_field(ctx.prefix, j),
+                message: format!(
+                    "container {} mounts hostPath volume {} writable, but {} is allowed read-only; set readOnly: true",
+                    q(&c.c.name),
+                    q(&v.name),
+                    q(&a.path_prefix)
+                ),
+            });
         }
     }
 }

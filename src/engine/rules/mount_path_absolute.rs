@@ -2,7 +2,7 @@
 
 use crate::engine::paths::{PathStyle, display, is_absolute};
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-path-absolute",
@@ -18,27 +18,25 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
-    for c in &ctx.containers {
-        for (j, m) in c.c.volume_mounts.iter().enumerate() {
-            let style = PathStyle::of(&m.mount_path, ctx.style);
-            if !is_absolute(&m.mount_path, style) {
-                let kubelet = match style {
-                    PathStyle::Linux => "the kubelet",
-                    PathStyle::Windows => "the Windows kubelet",
-                };
-                out.push(Violation {
-                    rule: RuleId::MountPathAbsolute,
-                    path: c.mount_field(ctx.prefix, j),
-                    message: format!(
-                        "container {} mounts {} at relative path {}, which {kubelet} mounts at {}; write it absolute",
-                        quoted(&c.c.name),
-                        quoted(&m.name),
-                        quoted(&m.mount_path),
-                        quoted(&display(&c.normalized_mount_paths[j]))
-                    ),
-                });
-            }
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
+    for (c, j, m) in ctx.mounts() {
+        let style = PathStyle::of(&m.mount_path, ctx.style);
+        if !is_absolute(&m.mount_path, style) {
+            let kubelet = match style {
+                PathStyle::Linux => "the kubelet",
+                PathStyle::Windows => "the Windows kubelet",
+            };
+            out.push(Violation {
+                rule: RuleId::MountPathAbsolute,
+                path: c.mount_field(ctx.prefix, j),
+                message: format!(
+                    "container {} mounts {} at relative path {}, which {kubelet} mounts at {}; write it absolute",
+                    quoted(&c.c.name),
+                    quoted(&m.name),
+                    quoted(&m.mount_path),
+                    quoted(&display(&c.normalized_mount_paths[j]))
+                ),
+            });
         }
     }
 }

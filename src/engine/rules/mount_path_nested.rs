@@ -1,6 +1,6 @@
 //! `mount-path-nested`: within one container, no mount strictly inside another.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 use crate::engine::paths::{display, is_strictly_inside, tree_cmp};
 
 pub const META: RuleMeta = RuleMeta {
@@ -18,7 +18,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         let paths = &c.normalized_mount_paths;
         // Sort once (O(m log m)) in directory-tree pre-order: every path comes after the
@@ -57,7 +57,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation
                 rule: RuleId::MountPathNested,
                 path: c.mount_field(ctx.prefix, j),
                 message: format!(
-                    "container {} mounts {} at {}, within its mount of {} at {}, which it shadows there (fine if intended)",
+                    "container {} mounts {} at {}, within its mount of {} at {}, which it shadows there; fine if intended",
                     quoted(&c.c.name),
                     quoted(&c.c.volume_mounts[j].name),
                     quoted(&display(&paths[j])),

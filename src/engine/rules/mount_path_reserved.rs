@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::paths::{PathPattern, PathStyle, WindowsPathPattern, display};
-use super::{Action, OptionDoc, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
+use super::{Action, OptionDoc, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-path-reserved",
@@ -54,7 +54,7 @@ impl Default for Options {
     }
 }
 
-pub fn check(ctx: &PodCtx<'_>, opts: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
     for c in &ctx.containers {
         for (j, p) in c.normalized_mount_paths.iter().enumerate() {
             let hit = match PathStyle::of_normalized(p) {

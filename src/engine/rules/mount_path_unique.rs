@@ -1,7 +1,7 @@
 //! `mount-path-unique`: within one container, no two mounts (or a mount and a device)
 //! resolve to the same path.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 use crate::engine::paths;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -21,7 +21,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     // One hash lookup per mount and device: O(m) per container (a 3 MiB Pod can carry ~80k
     // mounts in one container, so no pairwise comparison).
     for c in &ctx.containers {

@@ -1,7 +1,7 @@
 //! `mount-readonly-source`: a volume whose source declares `readOnly: true` is mounted
 //! with `readOnly: true`.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, q};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-readonly-source",
@@ -16,25 +16,23 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
-    for c in &ctx.containers {
-        for (j, m) in c.c.volume_mounts.iter().enumerate() {
-            let Some((_, vol)) = ctx.volume(&m.name) else {
-                continue;
-            };
-            if vol.source_read_only && m.read_only != Some(true) {
-                let source = vol.source.as_deref().unwrap_or("source");
-                out.push(Violation {
-                    rule: RuleId::MountReadonlySource,
-                    path: c.mount_field(ctx.prefix, j),
-                    message: format!(
-                        "container {} mounts volume {} writable, but its {source} source is \
-                         readOnly; set readOnly: true on the mount",
-                        q(&c.c.name),
-                        q(&m.name)
-                    ),
-                });
-            }
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
+    for (c, j, m) in ctx.mounts() {
+        let Some((_, vol)) = ctx.volume(&m.name) else {
+            continue;
+        };
+        if vol.source_read_only && m.read_only != Some(true) {
+            let source = vol.source.as_deref().unwrap_or("source");
+            out.push(Violation {
+                rule: RuleId::MountReadonlySource,
+                path: c.mount_field(ctx.prefix, j),
+                message: format!(
+                    "container {} mounts volume {} writable, but its {source} source is \
+                     readOnly; set readOnly: true on the mount",
+                    q(&c.c.name),
+                    q(&m.name)
+                ),
+            });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `mount-volume-exists`: every volumeMount and volumeDevice names a declared volume.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, quoted};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-volume-exists",
@@ -16,7 +16,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     let known = |name: &str| ctx.volume(name).is_some() || ctx.is_claim_template(name);
     for c in &ctx.containers {
         for (j, m) in c.c.volume_mounts.iter().enumerate() {

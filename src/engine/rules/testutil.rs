@@ -18,7 +18,6 @@ pub fn run_with(rule: RuleId, object_yaml: &str, policy_yaml: &str) -> Vec<Viola
     run_one(&ctx, rule, &rules, &mut out);
     for v in &out {
         assert_eq!(v.rule, rule);
-        assert!(v.to_string().len() < 256, "message too long: {v}");
     }
     out
 }

@@ -1,6 +1,6 @@
 //! `volume-name-unique`: no two volumes share a name.
 
-use super::{Action, NoOptions, RuleMeta, RuleSet, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, q};
 
 pub const META: RuleMeta = RuleMeta {
     name: "volume-name-unique",
@@ -14,7 +14,7 @@ pub const META: RuleMeta = RuleMeta {
 
 pub type Options = NoOptions;
 
-pub fn check(ctx: &PodCtx<'_>, _: &Options, _: &RuleSet, out: &mut Vec<Violation>) {
+pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
     for (i, v) in ctx.volumes().iter().enumerate() {
         if let Some((first, _)) = ctx.volume(&v.name)
             && first != i
