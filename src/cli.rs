@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub mod audit;
 pub mod certs;
 pub mod check;
-mod log_fields;
+pub mod log_fields;
 pub mod policy;
 pub mod rules;
 pub mod serve;
@@ -51,7 +51,7 @@ pub enum Command {
     Certs(certs::CertsArgs),
     /// Judge the Pods and workloads already in a cluster (exit 0 ok, 1 denied, 2 error).
     Audit(audit::AuditArgs),
-    /// Print a shell completion script (e.g. `volguard completions bash > /etc/bash_completion.d/volguard`).
+    /// Print a shell completion script (e.g. `volguard completions bash > ~/.local/share/bash-completion/completions/volguard`).
     Completions(CompletionsArgs),
 }
 

@@ -38,11 +38,11 @@ fn seed_denied_then_allowed_from_stdin() {
     assert_eq!(o.status.code(), Some(1));
     let text = stdout(&o);
     assert!(text.starts_with("Pod/seed (<stdin>:1): denied\n"), "{text}");
-    assert!(text.contains("deny  [emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit"), "{text}");
+    assert!(text.contains("deny  15:5 [emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit"), "{text}");
     let fixed = SEED.replace("emptyDir: {}", "emptyDir: {sizeLimit: 500Mi}");
     let o = volguard(&["check", "-f", "-"], Some(&fixed));
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("1 objects checked: 0 denied, 0 allowed with findings, 1 clean"));
+    assert!(stdout(&o).contains("1 object checked: 0 denied, 0 allowed with findings, 1 clean"));
 }
 
 #[test]
@@ -147,7 +147,7 @@ fn policy_with_mode_warn_allows_with_findings() {
     );
     assert_eq!(o.status.code(), Some(0));
     assert!(
-        stdout(&o).contains("allowed with findings\n  warn  [emptydir-size-limit-required]"),
+        stdout(&o).contains("allowed with findings\n  warn  15:5 [emptydir-size-limit-required]"),
         "{}",
         stdout(&o)
     );
@@ -390,5 +390,25 @@ fn output_to_a_closed_pipe_is_not_a_panic() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+}
+
+/// YAML nested as deep as go-yaml v2 reads it (its scanner's `max_flow_level`/`max_indents`,
+/// 10,000) is judged; one level deeper is an input error with go-yaml's words. Neither may
+/// crash the process (a 20,000-level document overflowed the main thread's stack before).
+#[test]
+fn deeply_nested_yaml_is_read_to_go_yamls_limit_and_refused_past_it() {
+    let doc = |levels: usize| format!("{SEED}x:\n{}a\n", "- ".repeat(levels));
+    let at_limit = volguard(&["check", "-f", "-"], Some(&doc(10_000)));
+    assert_eq!(at_limit.status.code(), Some(1), "{}", stdout(&at_limit));
+    assert!(stdout(&at_limit).starts_with("Pod/seed (<stdin>:1): denied\n"));
+    for levels in [10_001, 200_000] {
+        let past = volguard(&["check", "-f", "-"], Some(&doc(levels)));
+        let text = format!("{}{}", stdout(&past), String::from_utf8_lossy(&past.stderr));
+        assert_eq!(past.status.code(), Some(2), "{levels}: {text}");
+        assert!(
+            text.contains("<stdin>:17: malformed YAML: exceeded max depth of 10000"),
+            "{levels}: {text}"
+        );
     }
 }

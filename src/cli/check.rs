@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Deserialize;
-use serde_yaml_ng::Value;
+use serde_json::Value;
 
 use crate::admission;
 use crate::engine::model::Object;
@@ -17,16 +17,65 @@ use crate::engine::workload::POD_KINDS;
 pub mod documents;
 pub mod inputs;
 pub mod junit;
+pub mod kyaml;
+pub mod locate;
 pub mod report;
 pub mod sarif;
+pub mod stored;
 
-use report::{CheckResult, InputError, ObjectReport, ViolationReport};
+use report::{CheckResult, InputError, ObjectReport, SkippedDocument, ViolationReport};
+
+/// Where an object is: its file, the document it is in (indexed for field positions only
+/// when a finding needs them) and its path inside that document (`items[2]` in a List,
+/// `request.object` in an AdmissionReview).
+struct Site<'a> {
+    file: &'a str,
+    line: usize,
+    doc: &'a str,
+    base: String,
+    positions: &'a std::cell::OnceCell<locate::Positions>,
+}
+
+impl Site<'_> {
+    fn inner(&self, path: &str) -> Site<'_> {
+        Site {
+            file: self.file,
+            line: self.line,
+            doc: self.doc,
+            base: if self.base.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{}.{path}", self.base)
+            },
+            positions: self.positions,
+        }
+    }
+
+    /// An input error at this object's document.
+    fn error(&self, message: String) -> InputError {
+        InputError {
+            file: Some(self.file.to_owned()),
+            line: Some(self.line),
+            message,
+        }
+    }
+
+    /// Where the field `path` of this object is written (its nearest written ancestor).
+    fn locate(&self, path: &str) -> Option<locate::Position> {
+        self.positions
+            .get_or_init(|| locate::Positions::index(self.doc, self.line))
+            .locate(&self.base, path)
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
     /// Files, directories (recursively: *.yaml, *.yml, *.json) or - for stdin.
-    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
-    pub files: Vec<PathBuf>,
+    #[arg(value_name = "FILE", required_unless_present = "filename")]
+    pub paths: Vec<PathBuf>,
+    /// The same as FILE (as kubectl spells it); both may be given.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", num_args = 1..)]
+    pub filename: Vec<PathBuf>,
     /// Policy file (default: the embedded default policy).
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -53,7 +102,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut result = check_paths(&policy, &args.files, &args.namespace);
+    let files: Vec<PathBuf> = args.filename.into_iter().chain(args.paths).collect();
+    let mut result = with_deep_stack(|| check_paths(&policy, &files, &args.namespace));
     // Input errors already exit 2 and say why; this is for input that read fine but held
     // nothing (an empty pipe from a failed `helm template`, a values file passed by mistake).
     let nothing = result.kubernetes_objects == 0 && result.objects.is_empty();
@@ -77,6 +127,25 @@ pub fn run(args: CheckArgs) -> ExitCode {
     ExitCode::from(result.exit_code() as u8)
 }
 
+/// Stack for [`check_paths`]: reading a document and dropping it recurse once per nesting
+/// level, and YAML may nest [`kyaml::MAX_DEPTH`] levels (go-yaml's limit), more than the main
+/// thread's 8 MiB holds (the release build overflowed it between 5,000 and 8,000 levels).
+/// Only the pages a deep document touches are ever committed.
+const CHECK_STACK_BYTES: usize = 256 << 20;
+
+fn with_deep_stack<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| {
+        let worker = std::thread::Builder::new()
+            .name("check".to_owned())
+            .stack_size(CHECK_STACK_BYTES)
+            .spawn_scoped(s, work)
+            .expect("spawning the check thread");
+        worker
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
+}
+
 /// Checks every input. `namespace` is used for objects that do not name one.
 pub fn check_paths(policy: &Policy, inputs: &[PathBuf], namespace: &str) -> CheckResult {
     let mut result = CheckResult::default();
@@ -90,6 +159,10 @@ pub fn check_paths(policy: &Policy, inputs: &[PathBuf], namespace: &str) -> Chec
 }
 
 /// Checks one file's text (multi-document YAML, JSON, `List`, AdmissionReview).
+///
+/// Each document is read as kubectl and Helm send it ([`kyaml`]: YAML 1.1 scalars, JSON
+/// as JSON), and each workload as the apiserver would store it ([`stored`]: unknown fields
+/// dropped and reported, a wrong type refused).
 pub fn check_text(
     policy: &Policy,
     file: &str,
@@ -98,28 +171,39 @@ pub fn check_text(
     result: &mut CheckResult,
 ) {
     for (line, doc) in documents::documents(text) {
-        let value: Value = match serde_yaml_ng::from_str(&doc) {
+        // `yaml.NewYAMLOrJSONDecoder`: a document that starts like JSON is decoded as JSON.
+        let json = doc
+            .trim_start()
+            .starts_with('{')
+            .then(|| serde_json::from_str::<Value>(&doc).ok())
+            .flatten();
+        let value = match json.map_or_else(|| kyaml::read(&doc), Ok) {
             Ok(v) => v,
             Err(e) => {
-                let l = e.location().map(|l| line + l.line() - 1).unwrap_or(line);
-                let msg = crate::engine::policy::yaml_error_message(&e);
                 result.errors.push(InputError {
                     file: Some(file.to_owned()),
-                    line: Some(l),
-                    message: format!("malformed YAML: {msg}"),
+                    line: Some(line + e.line.max(1) - 1),
+                    message: format!("malformed YAML: {}", e.message),
                 });
                 continue;
             }
         };
-        check_value(policy, file, line, value, namespace, result);
+        let positions = std::cell::OnceCell::new();
+        let site = Site {
+            file,
+            line,
+            doc: &doc,
+            base: String::new(),
+            positions: &positions,
+        };
+        check_value(policy, &site, value, namespace, result);
     }
 }
 
 fn check_value(
     policy: &Policy,
-    file: &str,
-    line: usize,
-    value: Value,
+    site: &Site,
+    mut value: Value,
     namespace: &str,
     result: &mut CheckResult,
 ) {
@@ -135,71 +219,132 @@ fn check_value(
     if !kind.is_empty() && api_version.is_some_and(|v| !v.is_empty()) {
         result.kubernetes_objects += 1;
     }
-    let error = |message: String| InputError {
-        file: Some(file.to_owned()),
-        line: Some(line),
-        message,
-    };
     if kind == "List" || (kind.ends_with("List") && value.get("items").is_some()) {
-        if let Some(Value::Sequence(items)) = value.get("items") {
-            for item in items.clone() {
-                check_value(policy, file, line, item, namespace, result);
+        if let Some(Value::Array(items)) = value.get_mut("items").map(Value::take) {
+            for (i, item) in items.into_iter().enumerate() {
+                check_value(
+                    policy,
+                    &site.inner(&format!("items[{i}]")),
+                    item,
+                    namespace,
+                    result,
+                );
             }
         }
         return;
     }
     if kind == "AdmissionReview" {
-        // Through the webhook's own decoder, so a saved review gets the webhook's verdict.
-        let json = serde_json::to_vec(&value).map_err(|e| e.to_string());
-        let decoded = json
-            .as_deref()
-            .map_err(String::clone)
-            .and_then(|json| admission::decode(json).map_err(|e| e.to_string()));
-        match decoded {
-            Ok(req) => {
-                let verdict = req.judge(policy);
-                let object = req.object.as_ref().or(req.old_object.as_ref());
-                let ns = req.namespace.as_deref().unwrap_or(namespace);
-                let name = req.name.as_deref();
-                push(
-                    result,
-                    file,
-                    line,
-                    &req.kind.kind,
-                    ns,
-                    name,
-                    object,
-                    verdict,
-                );
-            }
-            Err(e) => result.errors.push(error(e)),
-        }
+        check_review(policy, site, &value, namespace, result);
         return;
     }
     if !POD_KINDS.contains(&kind.as_str()) {
+        // Named in the summary: a file of Services and ConfigMaps says so.
+        if !kind.is_empty() && api_version.is_some_and(|v| !v.is_empty()) {
+            let name = value
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("<unnamed>");
+            result.skipped.push(SkippedDocument {
+                kind: kind.clone(),
+                name: name.to_owned(),
+                file: site.file.to_owned(),
+                line: site.line,
+            });
+        }
         return;
     }
+    check_workload(policy, site, &kind, value, namespace, result);
+}
+
+/// A saved AdmissionReview, through the webhook's own decoder so that it gets the webhook's
+/// verdict.
+fn check_review(
+    policy: &Policy,
+    site: &Site,
+    value: &Value,
+    namespace: &str,
+    result: &mut CheckResult,
+) {
+    let json = serde_json::to_vec(value).map_err(|e| e.to_string());
+    let decoded = json
+        .as_deref()
+        .map_err(String::clone)
+        .and_then(|json| admission::decode(json).map_err(|e| e.to_string()));
+    match decoded {
+        Ok(req) => {
+            let verdict = req.judge(policy);
+            let (object, at) = match (&req.object, &req.old_object) {
+                (Some(o), _) => (Some(o), "request.object"),
+                (None, o) => (o.as_ref(), "request.oldObject"),
+            };
+            let ns = req.namespace.as_deref().unwrap_or(namespace);
+            let name = req.name.as_deref();
+            push(
+                result,
+                &site.inner(at),
+                &req.kind.kind,
+                ns,
+                name,
+                object,
+                verdict,
+                Vec::new(),
+            );
+        }
+        Err(e) => result.errors.push(site.error(e)),
+    }
+}
+
+/// A workload of one of [`POD_KINDS`], judged as the apiserver would store it.
+fn check_workload(
+    policy: &Policy,
+    site: &Site,
+    kind: &str,
+    mut value: Value,
+    namespace: &str,
+    result: &mut CheckResult,
+) {
+    // What the apiserver would store: unknown fields dropped (and reported), or the whole
+    // object refused.
+    let unknown_fields = match stored::decode(&mut value) {
+        Ok(d) => d.map(|d| d.unknown_fields).unwrap_or_default(),
+        Err(refused) => {
+            result.errors.push(site.error(format!(
+                "{kind}: the apiserver refuses this object (it cannot decode it): {refused}"
+            )));
+            return;
+        }
+    };
     // By reference: the object borrows its strings from `value`.
     match Object::deserialize(&value) {
         Ok(obj) => {
             let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
-            let verdict = verdict::evaluate(policy, &Request::create(&kind, ns, &obj));
-            push(result, file, line, &kind, ns, None, Some(&obj), verdict);
+            let verdict = verdict::evaluate(policy, &Request::create(kind, ns, &obj));
+            push(
+                result,
+                site,
+                kind,
+                ns,
+                None,
+                Some(&obj),
+                verdict,
+                unknown_fields,
+            );
         }
-        Err(e) => result.errors.push(error(format!("{kind}: {e}"))),
+        Err(e) => result.errors.push(site.error(format!("{kind}: {e}"))),
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 fn push(
     result: &mut CheckResult,
-    file: &str,
-    line: usize,
+    site: &Site,
     kind: &str,
     namespace: &str,
     name: Option<&str>,
     obj: Option<&Object>,
     verdict: Verdict,
+    unknown_fields: Vec<String>,
 ) {
     // Only what the engine judges is reported (other kinds, subresources, DELETE...).
     if verdict.skipped == Some(Skipped::NotApplicable) {
@@ -214,9 +359,21 @@ fn push(
                 .map(|g| format!("{g}*"))
         })
         .unwrap_or_else(|| "<unnamed>".into());
+    let violations = verdict
+        .findings
+        .iter()
+        .map(|f| {
+            let mut v = ViolationReport::from(f);
+            if let Some(p) = site.locate(&f.path) {
+                v.line = Some(p.line);
+                v.column = Some(p.column);
+            }
+            v
+        })
+        .collect();
     result.objects.push(ObjectReport {
-        file: file.to_owned(),
-        line,
+        file: site.file.to_owned(),
+        line: site.line,
         kind: kind.to_owned(),
         namespace: namespace.to_owned(),
         name,
@@ -225,8 +382,20 @@ fn push(
             Some(Skipped::ExemptNamespace) => Some("exempt namespace"),
             _ => None,
         },
-        violations: verdict.findings.iter().map(ViolationReport::from).collect(),
+        violations,
+        unknown_fields,
     });
+}
+
+/// `check` of these (file name, text) inputs under the default policy, for the renderers'
+/// tests.
+#[cfg(test)]
+pub(crate) fn checked(inputs: &[(&str, &str)]) -> CheckResult {
+    let mut r = CheckResult::default();
+    for (file, text) in inputs {
+        check_text(&Policy::default(), file, text, "default", &mut r);
+    }
+    r
 }
 
 #[cfg(test)]

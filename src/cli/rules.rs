@@ -11,7 +11,7 @@ use crate::engine::rules::{APISERVER_SCOPE, RULES, RuleOptions};
 pub enum RulesFormat {
     Text,
     Json,
-    /// The README's rule table.
+    /// The rule table of docs/rules.md.
     Markdown,
 }
 
@@ -93,7 +93,7 @@ fn apiserver(d: &RuleDoc) -> &'static str {
     }
 }
 
-/// The README table: one row per rule, then where the apiserver column applies.
+/// The docs/rules.md table: one row per rule, then where the apiserver column applies.
 pub fn markdown() -> String {
     let mut out = String::from(
         "| rule ID | what it flags | default | options | the apiserver already rejects |\n|---|---|---|---|---|\n",

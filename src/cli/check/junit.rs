@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
-use super::report::{CheckResult, ObjectReport};
+use super::report::{
+    CheckResult, ObjectReport, UNKNOWN_FIELD, UNKNOWN_FIELD_MESSAGE, ViolationReport,
+};
 use super::sarif::bare_message;
 
 /// XML-escapes text and attribute values (and drops characters XML 1.0 cannot carry).
@@ -27,20 +29,33 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// `file:line:column: ` of a finding placed in its file (a test case's text is often shown
+/// on its own), else nothing.
+fn at(o: &ObjectReport, v: &ViolationReport) -> String {
+    match (v.line, v.column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}: ", o.file),
+        _ => String::new(),
+    }
+}
+
 fn case(o: &ObjectReport, out: &mut String) {
     let name = format!(
         "{}/{}/{} ({}:{})",
         o.kind, o.namespace, o.name, o.file, o.line
     );
+    // `file` and `line` (the object's) as pytest writes them; each finding's own line and
+    // column lead its text.
     let _ = write!(
         out,
-        "    <testcase classname=\"{}\" name=\"{}\"",
+        "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\" line=\"{}\"",
         esc(&o.kind),
-        esc(&name)
+        esc(&name),
+        esc(&o.file),
+        o.line
     );
     let denials: Vec<_> = o.violations.iter().filter(|v| v.action == "deny").collect();
     let others: Vec<_> = o.violations.iter().filter(|v| v.action != "deny").collect();
-    if denials.is_empty() && others.is_empty() {
+    if denials.is_empty() && others.is_empty() && o.unknown_fields.is_empty() {
         out.push_str("/>\n");
         return;
     }
@@ -48,20 +63,30 @@ fn case(o: &ObjectReport, out: &mut String) {
     for v in denials {
         let _ = writeln!(
             out,
-            "      <failure type=\"{}\" message=\"{}\">{}: {}</failure>",
+            "      <failure type=\"{}\" message=\"{}\">{}{}: {}</failure>",
             esc(&v.rule),
             esc(bare_message(v)),
+            esc(&at(o, v)),
             esc(&v.path),
             esc(bare_message(v))
         );
     }
-    if !others.is_empty() {
+    if !others.is_empty() || !o.unknown_fields.is_empty() {
         out.push_str("      <system-out>");
+        for path in &o.unknown_fields {
+            let _ = writeln!(
+                out,
+                "note [{UNKNOWN_FIELD}] {}: {}",
+                esc(path),
+                esc(UNKNOWN_FIELD_MESSAGE)
+            );
+        }
         for v in others {
             let _ = writeln!(
                 out,
-                "{} [{}] {}: {}",
+                "{} {}[{}] {}: {}",
                 esc(&v.action),
+                esc(&at(o, v)),
                 esc(&v.rule),
                 esc(&v.path),
                 esc(bare_message(v))
@@ -129,21 +154,12 @@ pub fn write(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::check::check_text;
-    use crate::engine::Policy;
+    use crate::cli::check::checked;
 
     #[test]
     fn one_case_per_object_and_a_failure_per_denial() {
-        let mut r = CheckResult::default();
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: \"a<b\"}\nspec:\n  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}, {name: x, mountPath: /x}]}]\n  volumes: [{name: t, emptyDir: {}}, {name: u, emptyDir: {sizeLimit: 1Gi}}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: ok}\nspec:\n  containers: [{name: c}]\n";
-        check_text(&Policy::default(), "p.yaml", text, "default", &mut r);
-        check_text(
-            &Policy::default(),
-            "bad.yaml",
-            "kind: [\n",
-            "default",
-            &mut r,
-        );
+        let r = checked(&[("p.yaml", text), ("bad.yaml", "kind: [\n")]);
         let xml = document(&r);
         assert!(
             xml.contains("tests=\"3\" failures=\"1\" errors=\"1\""),
@@ -152,7 +168,14 @@ mod tests {
         assert_eq!(xml.matches("<testcase ").count(), 3, "{xml}");
         assert_eq!(xml.matches("<failure ").count(), 2, "{xml}");
         assert!(xml.contains("a&lt;b"), "{xml}");
-        assert!(xml.contains("<system-out>warn [volume-unused]"), "{xml}");
+        assert!(
+            xml.contains("<system-out>warn p.yaml:6:38: [volume-unused]"),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(">p.yaml:5:67: spec.containers[0].volumeMounts[1]: "),
+            "{xml}"
+        );
         assert!(xml.contains("<error type=\"input\""), "{xml}");
     }
 }

@@ -18,13 +18,35 @@ pub struct ObjectReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<&'static str>,
     pub violations: Vec<ViolationReport>,
+    /// Fields of the manifest the apiserver does not know (`spec.volumes[0].emptydir`):
+    /// `kubectl apply` refuses the object, other clients have them dropped; the verdict is
+    /// on the object without them (`stored::decode`).
+    #[serde(rename = "unknownFields", skip_serializing_if = "Vec::is_empty")]
+    pub unknown_fields: Vec<String>,
 }
+
+/// The rule-like ID under which unknown fields are reported (not a policy rule: nothing
+/// turns it off, and it never changes the verdict).
+pub const UNKNOWN_FIELD: &str = "unknown-field";
+
+/// What an unknown field means, after its path.
+pub const UNKNOWN_FIELD_MESSAGE: &str = "not a field of the Kubernetes schema (keys are case-sensitive): \
+     kubectl apply refuses the object (field validation Strict); with Helm, client-go or \
+     --validate=warn the apiserver drops the field, and the verdict here is on the object without it; \
+     fix the spelling or remove it";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ViolationReport {
     pub rule: String,
     pub action: String,
     pub path: String,
+    /// Where the field at `path` is written in the file (1-based line and column, in
+    /// characters): the field, or its nearest written ancestor. None for objects read from
+    /// a cluster.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
     /// What is wrong and how to fix it (the rule and path have their own fields).
     pub message: String,
 }
@@ -35,9 +57,21 @@ impl From<&Finding> for ViolationReport {
             rule: f.rule.name().to_owned(),
             action: f.action.as_str().to_owned(),
             path: f.path.clone(),
+            line: None,
+            column: None,
             message: format!("{}{}", f.message, f.note()),
         }
     }
+}
+
+/// A Kubernetes object `check` does not judge (a Service, a ConfigMap...), named in the
+/// summary so that "0 objects checked" never hides what the input held.
+#[derive(Debug)]
+pub struct SkippedDocument {
+    pub kind: String,
+    pub name: String,
+    pub file: String,
+    pub line: usize,
 }
 
 impl std::fmt::Display for ViolationReport {
@@ -74,6 +108,33 @@ pub struct CheckResult {
     pub errors: Vec<InputError>,
     /// Documents (and List items) with `apiVersion` and `kind`, judged or not.
     pub kubernetes_objects: usize,
+    /// Kubernetes objects of kinds volguard does not judge.
+    pub skipped: Vec<SkippedDocument>,
+}
+
+/// `1 object`, `2 objects`.
+pub fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The summary's line about skipped documents: each named (`Kind/name (file:line)`), the
+/// first ten of them, then how many more.
+fn skipped_line(skipped: &[SkippedDocument]) -> String {
+    const NAMED: usize = 10;
+    let named: Vec<String> = skipped
+        .iter()
+        .take(NAMED)
+        .map(|s| format!("{}/{} ({}:{})", s.kind, s.name, s.file, s.line))
+        .collect();
+    let more = match skipped.len().saturating_sub(NAMED) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!(
+        "skipped {} volguard does not judge: {}{more}",
+        count(skipped.len(), "document", "documents"),
+        named.join(", ")
+    )
 }
 
 impl CheckResult {
@@ -93,21 +154,33 @@ impl CheckResult {
 /// Prints the human report: objects with findings, grouped, then a summary line.
 pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> {
     for o in &result.objects {
-        if o.violations.is_empty() {
+        if o.violations.is_empty() && o.unknown_fields.is_empty() {
             continue;
         }
-        let verdict = if o.allowed {
-            "allowed with findings"
-        } else {
+        let verdict = if !o.allowed {
             "denied"
+        } else if o.violations.is_empty() {
+            "allowed, with unknown fields"
+        } else {
+            "allowed with findings"
         };
         writeln!(
             out,
             "{}/{} ({}:{}): {verdict}",
             o.kind, o.name, o.file, o.line
         )?;
+        for path in &o.unknown_fields {
+            writeln!(
+                out,
+                "  {:<5} [{UNKNOWN_FIELD}] {path}: {UNKNOWN_FIELD_MESSAGE}",
+                "note"
+            )?;
+        }
         for v in &o.violations {
-            writeln!(out, "  {:<5} {v}", v.action)?;
+            match (v.line, v.column) {
+                (Some(l), Some(c)) => writeln!(out, "  {:<5} {l}:{c} {v}", v.action)?,
+                _ => writeln!(out, "  {:<5} {v}", v.action)?,
+            }
         }
     }
     for e in &result.errors {
@@ -136,11 +209,15 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
     };
     writeln!(
         out,
-        "{} objects checked: {denied} denied, {with_findings} allowed with findings, {} clean{exempt_note}; {} input errors",
-        result.objects.len(),
+        "{} checked: {denied} denied, {with_findings} allowed with findings, {} clean{exempt_note}; {}",
+        count(result.objects.len(), "object", "objects"),
         result.objects.len() - denied - with_findings - exempt,
-        result.errors.len()
-    )
+        count(result.errors.len(), "input error", "input errors")
+    )?;
+    if !result.skipped.is_empty() {
+        writeln!(out, "{}", skipped_line(&result.skipped))?;
+    }
+    Ok(())
 }
 
 /// One entry of the `--output json` array: an object's result or an input error.

@@ -1,11 +1,12 @@
 //! `--output sarif`: SARIF 2.1.0, so code-scanning tools (GitHub, GitLab, Azure DevOps) show
-//! each finding at the file and line of the object. Rule metadata comes from the registry.
+//! each finding at the line and column of its field (the object's line when the field
+//! cannot be placed). Rule metadata comes from the registry.
 
 use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::report::{CheckResult, ViolationReport};
+use super::report::{CheckResult, UNKNOWN_FIELD, UNKNOWN_FIELD_MESSAGE, ViolationReport};
 use crate::engine::rules::{Action, RULES};
 
 /// SARIF's level for an action: deny is an error, warn a warning, audit a note.
@@ -24,7 +25,29 @@ pub(super) fn bare_message(v: &ViolationReport) -> &str {
 }
 
 pub fn document(result: &CheckResult) -> Value {
-    let rules: Vec<Value> = RULES
+    json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "volguard",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://github.com/volguard/volguard",
+                "rules": rules(),
+            }},
+            "columnKind": "unicodeCodePoints",
+            "invocations": [{
+                "executionSuccessful": result.errors.is_empty(),
+                "toolExecutionNotifications": notifications(result),
+            }],
+            "results": results(result),
+        }]
+    })
+}
+
+/// The driver's rules: the registry, each at the level of its default action.
+fn rules() -> Vec<Value> {
+    RULES
         .iter()
         .map(|r| {
             let default = match r.meta.default_action {
@@ -42,9 +65,30 @@ pub fn document(result: &CheckResult) -> Value {
                 "defaultConfiguration": {"level": default},
             })
         })
-        .collect();
+        .collect()
+}
+
+/// One result per unknown field and per finding, object by object.
+fn results(result: &CheckResult) -> Vec<Value> {
     let mut results = Vec::new();
     for o in &result.objects {
+        for path in &o.unknown_fields {
+            results.push(json!({
+                "ruleId": UNKNOWN_FIELD,
+                "level": "warning",
+                "message": {"text": format!("{}/{}: {path}: {UNKNOWN_FIELD_MESSAGE}", o.kind, o.name)},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": uri(&o.file)},
+                        "region": {"startLine": o.line.max(1)}
+                    },
+                    "logicalLocations": [{
+                        "fullyQualifiedName": format!("{}/{}/{}.{path}", o.kind, o.namespace, o.name),
+                        "kind": "object"
+                    }]
+                }],
+            }));
+        }
         for v in &o.violations {
             let index = RULES.iter().position(|r| r.name() == v.rule);
             let mut r = json!({
@@ -54,7 +98,7 @@ pub fn document(result: &CheckResult) -> Value {
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": {"uri": uri(&o.file)},
-                        "region": {"startLine": o.line.max(1)}
+                        "region": region(o.line, v)
                     },
                     "logicalLocations": [{
                         "fullyQualifiedName": format!("{}/{}/{}.{}", o.kind, o.namespace, o.name, v.path),
@@ -68,7 +112,12 @@ pub fn document(result: &CheckResult) -> Value {
             results.push(r);
         }
     }
-    let notifications: Vec<Value> = result
+    results
+}
+
+/// The input errors, as notifications of the invocation.
+fn notifications(result: &CheckResult) -> Vec<Value> {
+    result
         .errors
         .iter()
         .map(|e| {
@@ -86,24 +135,18 @@ pub fn document(result: &CheckResult) -> Value {
             }
             n
         })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "volguard",
-                "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/volguard/volguard",
-                "rules": rules,
-            }},
-            "invocations": [{
-                "executionSuccessful": result.errors.is_empty(),
-                "toolExecutionNotifications": notifications,
-            }],
-            "results": results,
-        }]
-    })
+        .collect()
+}
+
+/// The finding's field (columns in Unicode code points, as the run declares), else the
+/// object's first line.
+fn region(object_line: usize, v: &ViolationReport) -> Value {
+    match (v.line, v.column) {
+        (Some(line), Some(column)) => {
+            json!({"startLine": line.max(1), "startColumn": column.max(1)})
+        }
+        _ => json!({"startLine": object_line.max(1)}),
+    }
 }
 
 /// A file name as a relative URI reference (`<stdin>` stays as it is, percent-encoded).
@@ -128,20 +171,12 @@ pub fn write(result: &CheckResult, out: &mut impl Write) -> std::io::Result<()> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::check::check_text;
-    use crate::engine::Policy;
+    use crate::cli::check::checked;
 
     #[test]
     fn findings_become_results_with_file_line_and_rule_index() {
-        let mut r = CheckResult::default();
         let text = "kind: ConfigMap\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}, {name: x, mountPath: /x}]}]\n  volumes: [{name: t, emptyDir: {}}]\n";
-        check_text(
-            &Policy::default(),
-            "dir/my pod.yaml",
-            text,
-            "default",
-            &mut r,
-        );
+        let r = checked(&[("dir/my pod.yaml", text)]);
         let doc = document(&r);
         assert_eq!(doc["version"], "2.1.0");
         let run = &doc["runs"][0];
@@ -154,7 +189,11 @@ mod tests {
         for res in results {
             let loc = &res["locations"][0]["physicalLocation"];
             assert_eq!(loc["artifactLocation"]["uri"], "dir/my%20pod.yaml");
-            assert_eq!(loc["region"]["startLine"], 3);
+            // The field's line (the mount on line 7, the volume on line 8), not the
+            // object's (3), and its column.
+            let line = loc["region"]["startLine"].as_u64().unwrap();
+            assert!(line == 7 || line == 8, "{loc}");
+            assert!(loc["region"]["startColumn"].as_u64().unwrap() > 1, "{loc}");
             let i = res["ruleIndex"].as_u64().unwrap() as usize;
             assert_eq!(run["tool"]["driver"]["rules"][i]["id"], res["ruleId"]);
             assert_eq!(res["level"], "error");
@@ -166,14 +205,7 @@ mod tests {
 
     #[test]
     fn input_errors_are_notifications() {
-        let mut r = CheckResult::default();
-        check_text(
-            &Policy::default(),
-            "bad.yaml",
-            "kind: [\n",
-            "default",
-            &mut r,
-        );
+        let r = checked(&[("bad.yaml", "kind: [\n")]);
         let doc = document(&r);
         let inv = &doc["runs"][0]["invocations"][0];
         assert_eq!(inv["executionSuccessful"], false);
