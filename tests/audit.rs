@@ -229,25 +229,65 @@ struct Api {
     policy_configmap: Option<&'static str>,
     /// PolicyReports already in the cluster: (namespace, name).
     earlier_reports: Vec<(&'static str, &'static str)>,
+    /// Faults, as a real API server and etcd produce them.
+    faults: Faults,
 }
+
+#[derive(Clone, Default)]
+struct Faults {
+    /// Plural whose first `continue` request answers 410 Expired (etcd compacted the
+    /// revision of the first page), with the fallback token a real API server puts in it.
+    expire_continue: Option<&'static str>,
+    /// A Pod deleted from the cluster at the moment the token expires (so a consistent
+    /// relist no longer shows it, and mixing old pages with new ones would).
+    delete_on_expiry: Option<&'static str>,
+    /// (plural, n): the first n `continue` requests of the plural answer 500.
+    server_errors: Option<(&'static str, usize)>,
+    /// Plural whose every `continue` request answers 500.
+    always_500_on_continue: Option<&'static str>,
+    /// Namespaces deleted (apply: 404 namespaces) or terminating (apply of a new object:
+    /// 403 NamespaceTerminating) since they were listed.
+    deleted_namespaces: Vec<&'static str>,
+    terminating_namespaces: Vec<&'static str>,
+    /// Namespace whose report apply fails with 500.
+    apply_500: Option<&'static str>,
+    /// Failing Pods added in namespace `big`.
+    big_namespace_pods: usize,
+}
+
+/// etcd's default `--max-request-bytes`: bigger writes fail with "etcdserver: request is too
+/// large" (500 from the API server).
+const ETCD_MAX_REQUEST_BYTES: usize = 1_572_864;
 
 #[derive(Default)]
 struct Recorded {
     /// Every request: "METHOD path?query".
     requests: Vec<String>,
+    /// The Authorization header of each request.
+    auth: Vec<String>,
     /// PolicyReport applies: (path, query, content type, body).
     patches: Vec<(String, HashMap<String, String>, String, Value)>,
+    /// Continue requests answered so far, by plural.
+    continues: HashMap<String, usize>,
+    expired: bool,
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Response {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                      "message": message, "reason": reason, "code": code});
+fn status_json(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+           "message": message, "reason": reason, "code": code})
+}
+
+fn respond(code: u16, body: Value) -> Response {
     (
         StatusCode::from_u16(code).unwrap(),
         [("content-type", "application/json")],
         body.to_string(),
     )
         .into_response()
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Response {
+    respond(code, status_json(code, reason, message))
 }
 
 fn json_response(v: Value) -> Response {
@@ -267,6 +307,13 @@ async fn handle(
         .unwrap()
         .requests
         .push(format!("{method} {}", uri));
+    api.inner.lock().unwrap().auth.push(
+        headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+    );
     let path = uri.path();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     // Discovery of the PolicyReport group.
@@ -293,6 +340,38 @@ async fn handle(
             "{path}"
         );
         assert_eq!(segs[5], "policyreports");
+        let (ns, name) = (segs[4], segs[6]);
+        let exists = api.earlier_reports.iter().any(|r| r == &(ns, name));
+        // NamespaceLifecycle (plugin/pkg/admission/namespace/lifecycle, Admit): a create in a
+        // namespace that is gone is NotFound for the namespace; a create (not an update) in
+        // a terminating one is Forbidden with the cause NamespaceTerminating.
+        if api.faults.deleted_namespaces.contains(&ns) {
+            let mut r = status_json(404, "NotFound", &format!("namespaces \"{ns}\" not found"));
+            r["details"] = json!({"name": ns, "kind": "namespaces"});
+            return respond(404, r);
+        }
+        if api.faults.terminating_namespaces.contains(&ns) && !exists {
+            let mut r = status_json(
+                403,
+                "Forbidden",
+                &format!(
+                    "policyreports.wgpolicyk8s.io \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated"
+                ),
+            );
+            r["details"] = json!({"name": name, "group": "wgpolicyk8s.io", "kind": "policyreports",
+                "causes": [{"reason": "NamespaceTerminating", "message": format!("namespace {ns} is being terminated"), "field": "metadata.namespace"}]});
+            return respond(403, r);
+        }
+        if api.faults.apply_500 == Some(ns) {
+            return status(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: leader changed",
+            );
+        }
+        if body.len() > ETCD_MAX_REQUEST_BYTES {
+            return status(500, "InternalError", "etcdserver: request is too large");
+        }
         let ct = headers
             .get("content-type")
             .and_then(|v| v.to_str().ok())
@@ -344,11 +423,63 @@ async fn handle(
             ),
         );
     }
+    if let Some(token) = q.get("continue") {
+        let mut rec = api.inner.lock().unwrap();
+        let n = {
+            let c = rec.continues.entry(plural.to_owned()).or_default();
+            *c += 1;
+            *c
+        };
+        if api.faults.expire_continue == Some(plural) && n == 1 {
+            rec.expired = true;
+            // As the API server words it (staging/src/k8s.io/apiserver/pkg/storage/errors.go,
+            // NewResourceExpired via etcd3's continue handling), with the inconsistent
+            // fallback token in metadata.continue.
+            let mut r = status_json(
+                410,
+                "Expired",
+                "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+            );
+            r["metadata"] = json!({"continue": token});
+            return respond(410, r);
+        }
+        if api
+            .faults
+            .server_errors
+            .is_some_and(|(p, k)| p == plural && n <= k)
+            || api.faults.always_500_on_continue == Some(plural)
+        {
+            return status(
+                500,
+                "InternalError",
+                "Internal error occurred: etcdserver: leader changed",
+            );
+        }
+    }
     let items = if plural == "policyreports" {
         Some(api.earlier_reports.iter().map(|(ns, name)| json!({"apiVersion": "wgpolicyk8s.io/v1alpha2", "kind": "PolicyReport",
             "metadata": {"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "volguard"}}, "results": []})).collect())
     } else {
-        cluster().remove(plural)
+        let mut c = cluster();
+        if plural == "pods" {
+            let pods = c.get_mut("pods").unwrap();
+            for i in 0..api.faults.big_namespace_pods {
+                pods.push(pod(
+                    "big",
+                    &format!("cache-{i:05}"),
+                    &format!("big-{i}"),
+                    None,
+                    "cache",
+                    BAD,
+                ));
+            }
+            if let Some(gone) = api.faults.delete_on_expiry
+                && api.inner.lock().unwrap().expired
+            {
+                pods.retain(|p| p["metadata"]["name"] != gone);
+            }
+        }
+        c.remove(plural)
     };
     let Some(all) = items else {
         return status(
@@ -369,11 +500,17 @@ async fn handle(
         })
         .collect();
     // Pagination as the apiserver does it: `limit` items, then an opaque continue token.
-    let limit: usize = q
-        .get("limit")
-        .expect("every list is paginated")
-        .parse()
-        .unwrap();
+    // Without `limit`, everything (the full list client-go's pager falls back to).
+    let limit: usize = match q.get("limit") {
+        Some(l) => l.parse().unwrap(),
+        None => {
+            assert!(
+                api.faults.expire_continue == Some(plural) && !q.contains_key("continue"),
+                "only a relist after 410 is unpaginated: {uri}"
+            );
+            usize::MAX
+        }
+    };
     let start: usize = match q.get("continue") {
         Some(t) => t
             .strip_prefix("tok-")
@@ -382,7 +519,7 @@ async fn handle(
             .unwrap(),
         None => 0,
     };
-    let end = (start + limit).min(selected.len());
+    let end = start.saturating_add(limit).min(selected.len());
     let mut list_meta = json!({"resourceVersion": "100"});
     if end < selected.len() {
         list_meta["continue"] = json!(format!("tok-{end}"));
@@ -416,13 +553,39 @@ fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
 }
 
 async fn audit(kubeconfig: &Path, args: &[&str]) -> Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_volguard"));
+    audit_with(kubeconfig, &["--context", "scripted"], args, &[]).await
+}
+
+/// The proxy variables are removed unless `envs` sets them.
+async fn audit_with(
+    kubeconfig: &Path,
+    context: &[&str],
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> Output {
+    // $VOLGUARD_TEST_BIN: see tests/common/mod.rs `volguard_bin`.
+    let bin = std::env::var_os("VOLGUARD_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_volguard").into());
+    let mut cmd = std::process::Command::new(bin);
     cmd.arg("audit")
         .arg("--kubeconfig")
         .arg(kubeconfig)
-        .args(["--context", "scripted"])
+        .args(context)
         .args(args)
         .env_remove("KUBECONFIG");
+    for v in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ] {
+        cmd.env_remove(v);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -799,6 +962,503 @@ async fn unreachable_api_exits_2() {
 }
 
 // ---------------------------------------------------------------------------------------
+// A real cluster's churn (issue 23): compaction, server errors, namespaces going away,
+// reports larger than etcd takes, selectors.
+
+fn patched(api: &Api) -> Vec<(String, String, Value)> {
+    api.inner
+        .lock()
+        .unwrap()
+        .patches
+        .iter()
+        .map(|p| {
+            (
+                p.3["metadata"]["namespace"].as_str().unwrap().to_owned(),
+                p.3["metadata"]["name"].as_str().unwrap().to_owned(),
+                p.3.clone(),
+            )
+        })
+        .collect()
+}
+
+/// client-go's pager (k8s.io/client-go/tools/pager, `ListPager.list` with
+/// `FullListIfExpired`): a 410 on a `continue` request restarts the list in full, and only
+/// what that consistent list shows is judged; the pages read before are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_continue_token_relists_in_full() {
+    let api = Api {
+        faults: Faults {
+            expire_continue: Some("pods"),
+            // dev/scratch (denied) is deleted while its page's token expires.
+            delete_on_expiry: Some("scratch"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--page-size", "1", "-o", "json"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let requests = api.inner.lock().unwrap().requests.clone();
+    let pods: Vec<&String> = requests
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods"))
+        .collect();
+    // Page 1 (limit=1), the expired continue, then one full list without limit.
+    assert_eq!(pods.len(), 3, "{pods:?}");
+    assert!(pods[1].contains("continue="), "{}", pods[1]);
+    assert!(
+        !pods[2].contains("limit=") && !pods[2].contains("continue="),
+        "{}",
+        pods[2]
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let names: Vec<&str> = v["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&"scratch"),
+        "a deleted Pod from a stale page: {names:?}"
+    );
+    let mut dedup = names.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), names.len(), "no object twice: {names:?}");
+    assert_eq!(v["errors"], json!([]));
+    assert_eq!(
+        v["notes"],
+        json!(["1 list(s) restarted in full after their continue token expired (410)"])
+    );
+    // The 6 objects of the full cluster minus dev/scratch.
+    assert_eq!(v["summary"]["objects"], 5, "{stdout}");
+}
+
+/// A 500 (`etcdserver: leader changed`) is retried on the same page; the audit completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried() {
+    let api = Api {
+        faults: Faults {
+            server_errors: Some(("pods", 2)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(&kubeconfig(dir.path(), addr), &["--page-size", "3"]).await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.ends_with("6 objects checked: 3 denied, 1 allowed with findings, 2 clean; 9 reported at their owner; 0 errors\n"),
+        "{stdout}"
+    );
+    let requests = api.inner.lock().unwrap().requests.clone();
+    let tok3 = requests
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/pods") && r.contains("continue=tok-3"))
+        .count();
+    assert_eq!(tok3, 3, "the failed page asked again, twice: {requests:?}");
+}
+
+/// A kind that cannot be read completely: no PolicyReport is written (an earlier report
+/// would otherwise show findings as fixed), the audit says so and exits 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incomplete_listing_writes_no_report() {
+    let api = Api {
+        crd_installed: true,
+        earlier_reports: vec![("shop", "volguard"), ("gone", "volguard")],
+        faults: Faults {
+            always_500_on_continue: Some("pods"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &[
+            "--report",
+            "policyreport",
+            "--page-size",
+            "3",
+            "--exit-zero",
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        patched(&api).is_empty(),
+        "nothing written: {:?}",
+        patched(&api)
+    );
+    assert!(
+        stdout.contains("error: pods: cannot list: InternalError (500): Internal error occurred: etcdserver: leader changed\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("note: no PolicyReport written: not every kind could be read completely (errors above); the reports of earlier audits are left as they were\n"),
+        "{stdout}"
+    );
+    // Pods were dropped entirely, not judged from the pages read.
+    assert!(!stdout.contains("dev/Pod/scratch"), "{stdout}");
+
+    // Namespaced: the same failure withholds that namespace's report only (here: all of it).
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "--page-size", "1", "-n", "shop"],
+    )
+    .await;
+    let (stdout, _) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(patched(&api).is_empty(), "{:?}", patched(&api));
+    assert!(
+        stdout.contains("note: no PolicyReport written in namespace(s) shop: not read completely (errors above)\n"),
+        "{stdout}"
+    );
+}
+
+/// Namespaces deleted (404) or terminating (403 NamespaceTerminating) between the listing
+/// and the write are skipped and counted, and the audit succeeds; a failed write is an
+/// error and is not counted as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn namespaces_gone_are_skipped_and_failed_writes_not_counted() {
+    let api = Api {
+        crd_installed: true,
+        // kube-system's report exists: an update there is allowed even while terminating.
+        earlier_reports: vec![("kube-system", "volguard")],
+        faults: Faults {
+            deleted_namespaces: vec!["dev"],
+            terminating_namespaces: vec!["shop", "kube-system"],
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "--exit-zero"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(
+            "note: namespace(s) dev, shop deleted or terminating since listed: report(s) skipped\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("; 0 errors; 1 PolicyReports applied; 2 namespaces gone\n"),
+        "{stdout}"
+    );
+    let written: Vec<(String, String)> = patched(&api).into_iter().map(|p| (p.0, p.1)).collect();
+    assert_eq!(written, [("kube-system".to_owned(), "volguard".to_owned())]);
+
+    let api = Api {
+        crd_installed: true,
+        faults: Faults {
+            apply_500: Some("shop"),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "-o", "json"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["reports"]["written"], 2, "dev and kube-system, not shop");
+    assert_eq!(
+        v["errors"],
+        json!([
+            "shop/PolicyReport/volguard: cannot apply: InternalError (500): Internal error occurred: etcdserver: leader changed"
+        ])
+    );
+}
+
+/// 3,500 failing Pods in one namespace (~500 B of report each, 1.7 MiB in one report,
+/// over etcd's 1.5 MiB): written as parts under the limit, every result kept; a part an
+/// earlier, larger audit left is emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_over_the_etcd_limit_is_split() {
+    let api = Api {
+        crd_installed: true,
+        earlier_reports: vec![("big", "volguard"), ("big", "volguard-7")],
+        faults: Faults {
+            big_namespace_pods: 3500,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "-n", "big", "-o", "json"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}\n{stderr}",
+        &stdout[stdout.len().saturating_sub(2000)..]
+    );
+    let parts = patched(&api);
+    let names: Vec<&str> = parts.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(names, ["volguard", "volguard-2", "volguard-7"], "{names:?}");
+    let mut results = 0;
+    let schema = crd_schema();
+    for (_, name, body) in &parts {
+        let len = serde_json::to_vec(body).unwrap().len();
+        assert!(len <= 1024 * 1024, "{name}: {len} bytes");
+        assert!(validate(&schema, body).is_empty(), "{name}");
+        let n = body["results"].as_array().unwrap().len();
+        assert_eq!(
+            body["summary"]["fail"], n,
+            "{name}: its own results summarised"
+        );
+        results += n;
+    }
+    assert_eq!(results, 3500);
+    let total: usize = parts
+        .iter()
+        .map(|p| serde_json::to_vec(&p.2).unwrap().len())
+        .sum();
+    assert!(
+        total > ETCD_MAX_REQUEST_BYTES,
+        "one report would not fit: {total} bytes"
+    );
+    assert_eq!(
+        parts[2].2["results"],
+        json!([]),
+        "the stale part is emptied"
+    );
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["reports"]["written"], 3);
+}
+
+/// With `--selector`, reports go to a set of their own (`volguard-l-<hash>`): the full
+/// audit's reports are neither replaced by a subset nor emptied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selector_reports_leave_the_full_reports_alone() {
+    let api = Api {
+        crd_installed: true,
+        earlier_reports: vec![("shop", "volguard"), ("dev", "volguard")],
+        ..Default::default()
+    };
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "-l", "app=web"],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    let parts = patched(&api);
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    let (ns, name, body) = &parts[0];
+    assert_eq!(ns, "shop");
+    assert!(
+        name.starts_with("volguard-l-") && name.len() == 21,
+        "{name}"
+    );
+    assert_eq!(
+        body["metadata"]["annotations"]["volguard.io/selector"],
+        "app=web"
+    );
+    assert_eq!(body["results"][0]["resources"][0]["name"], "web");
+    // A later run with the same selector finds its own earlier report in dev (where nothing
+    // matches now) and empties it; the full audit's reports stay untouched.
+    let own: &'static str = Box::leak(name.clone().into_boxed_str());
+    let api2 = Api {
+        crd_installed: true,
+        earlier_reports: vec![("shop", "volguard"), ("dev", "volguard"), ("dev", own)],
+        ..Default::default()
+    };
+    let addr = start(api2.clone()).await;
+    let out = audit(
+        &kubeconfig(dir.path(), addr),
+        &["--report", "policyreport", "-l", "app=web"],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let written: Vec<(String, String, bool)> = patched(&api2)
+        .into_iter()
+        .map(|p| (p.0, p.1, p.2["results"] == json!([])))
+        .collect();
+    assert_eq!(
+        written,
+        [
+            ("shop".to_owned(), own.to_owned(), false),
+            ("dev".to_owned(), own.to_owned(), true)
+        ]
+    );
+}
+
+/// A CONNECT proxy on loopback, as corporate egress proxies are: records each CONNECT
+/// target and tunnels it, resolving every host to 127.0.0.1 (the API server's name is
+/// resolved by the proxy, never by the client).
+async fn connect_proxy() -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut conn, _) = listener.accept().await.unwrap();
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if conn.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                log.lock().unwrap().push(format!(
+                    "{} {target}",
+                    head.split_whitespace().next().unwrap_or("")
+                ));
+                let port = target.rsplit_once(':').map_or("80", |t| t.1).to_owned();
+                let Ok(mut upstream) =
+                    tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await
+                else {
+                    return;
+                };
+                conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut upstream).await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+/// kubectl's proxy rules (client-go: `http.ProxyFromEnvironment`, Go's
+/// `golang.org/x/net/http/httpproxy`): the proxy variable of the server's scheme, unless
+/// NO_PROXY names the API server. NO_PROXY listing the proxy's own address (a common
+/// `127.0.0.1,localhost` default) must not turn the proxy off, as kube 5 alone would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_from_the_environment_as_kubectl() {
+    let api = Api::default();
+    let addr = start(api.clone()).await;
+    let (proxy, seen) = connect_proxy().await;
+    let dir = tempfile::tempdir().unwrap();
+    // A name only the proxy resolves.
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://api.volguard.test:{}\"}}\nusers:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+            addr.port()
+        ),
+    )
+    .unwrap();
+    let proxy_url = format!("http://{proxy}");
+    let out = audit_with(
+        &kc,
+        &[],
+        &["-n", "dev"],
+        &[
+            ("HTTP_PROXY", proxy_url.as_str()),
+            ("NO_PROXY", "127.0.0.1,localhost,.svc"),
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.starts_with("dev/Pod/scratch: denied\n"), "{stdout}");
+    let tunnels = seen.lock().unwrap().clone();
+    assert!(!tunnels.is_empty(), "nothing went through the proxy");
+    assert!(
+        tunnels
+            .iter()
+            .all(|t| t == &format!("CONNECT api.volguard.test:{}", addr.port())),
+        "{tunnels:?}"
+    );
+
+    // NO_PROXY naming the API server's domain: direct, so the name does not resolve.
+    seen.lock().unwrap().clear();
+    let out = audit_with(
+        &kc,
+        &[],
+        &["-n", "dev", "--read-timeout", "5"],
+        &[
+            ("HTTP_PROXY", proxy_url.as_str()),
+            ("NO_PROXY", "example.com, .volguard.test"),
+        ],
+    )
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot reach the Kubernetes API: "),
+        "{stderr}"
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+}
+
+/// An exec credential plugin (client.authentication.k8s.io/v1, as cloud CLIs install them):
+/// its token is what the API server sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_credential_plugin() {
+    let api = Api::default();
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin = dir.path().join("credential-plugin");
+    std::fs::write(
+        &plugin,
+        "#!/bin/sh\necho '{\"apiVersion\": \"client.authentication.k8s.io/v1\", \"kind\": \"ExecCredential\", \"status\": {\"token\": \"from-exec-plugin\"}}'\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kc = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://{addr}\"}}\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: {}\n      interactiveMode: Never\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\ncurrent-context: c\n",
+            plugin.display()
+        ),
+    )
+    .unwrap();
+    let out = audit_with(&kc, &[], &["-n", "dev"], &[]).await;
+    assert_eq!(out.status.code(), Some(1), "{:?}", text(&out));
+    let auth = api.inner.lock().unwrap().auth.clone();
+    assert!(!auth.is_empty());
+    assert!(
+        auth.iter().all(|a| a == "Bearer from-exec-plugin"),
+        "{auth:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
 // The CRD's OpenAPI v3 schema, applied as the apiserver applies a structural schema.
 
 fn crd_schema() -> Value {
@@ -934,15 +1594,15 @@ fn the_schema_check_rejects_what_the_apiserver_would() {
     );
 }
 
-/// The text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in README.md, without
-/// its code fence.
+/// The text between `<!-- NAME:begin -->` and `<!-- NAME:end -->` in docs/audit.md,
+/// without its code fence.
 fn readme_block(name: &str) -> String {
     let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/audit.md")).unwrap();
     let begin = format!("<!-- {name}:begin -->\n");
     let start = readme
         .find(&begin)
-        .unwrap_or_else(|| panic!("README.md has no {begin}"))
+        .unwrap_or_else(|| panic!("docs/audit.md has no {begin}"))
         + begin.len();
     let end = start
         + readme[start..]
@@ -959,7 +1619,7 @@ fn readme_block(name: &str) -> String {
         .to_owned()
 }
 
-/// README "`volguard audit`": its example output is what the binary prints against this
+/// docs/audit.md: its example output is what the binary prints against this
 /// scripted server (statefulsets forbidden, pages of 2), and its PolicyReport is the
 /// body applied for namespace dev (timestamp aside).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -979,7 +1639,7 @@ async fn readme_examples_are_the_binary_output() {
     assert_eq!(
         readme_block("audit-output"),
         shown,
-        "README.md audit-output block is stale; the binary prints:\n{shown}"
+        "docs/audit.md audit-output block is stale; the binary prints:\n{shown}"
     );
 
     let api = Api {
@@ -1001,6 +1661,6 @@ async fn readme_examples_are_the_binary_output() {
     }
     assert_eq!(
         readme, body,
-        "README.md audit-policyreport block is stale; the binary applies:\n{body:#}"
+        "docs/audit.md audit-policyreport block is stale; the binary applies:\n{body:#}"
     );
 }

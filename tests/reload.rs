@@ -128,6 +128,12 @@ async fn policy_rotation_by_symlink_swap_and_invalid_policy_kept_out() {
     assert_eq!(r["response"]["warnings"].as_array().unwrap().len(), 1);
     assert!(server.metrics().contains("volguard_policy_generation 2"));
 
+    // The edit reverted: the policy in force again, no new generation, and the log says
+    // the file is valid again (five poll intervals to see it).
+    kubelet_write(dir.path(), &[("policy.yaml", b"mode: warn\n")], 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(server.metrics().contains("volguard_policy_generation 2"));
+
     // A plain in-place write is seen too.
     std::fs::write(dir.path().join("..data/policy.yaml"), "mode: enforce\n").unwrap();
     assert!(
@@ -136,6 +142,17 @@ async fn policy_rotation_by_symlink_swap_and_invalid_policy_kept_out() {
         })
         .await
     );
+    let mut server = server;
+    server.terminate();
+    let log = server.stderr();
+    let rejected = log.find("policy rejected; keeping the policy in force");
+    let valid = log.find("policy valid again; it is the policy in force");
+    assert!(
+        rejected.is_some() && valid.is_some() && rejected < valid,
+        "{log}"
+    );
+    // Logged once: the next change is an ordinary load.
+    assert_eq!(log.matches("policy valid again").count(), 1, "{log}");
 }
 
 #[tokio::test]

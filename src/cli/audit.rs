@@ -64,6 +64,11 @@ pub struct AuditArgs {
     /// the PolicyReports); errors still exit 2.
     #[arg(long)]
     pub exit_zero: bool,
+    /// Seconds a response may stay silent (before its headers or between reads), and a
+    /// connection may take to set up (at most 30), before the request fails and is retried:
+    /// a half-open connection cannot hang the audit.
+    #[arg(long, default_value_t = 60.0, value_parser = parse_seconds)]
+    pub read_timeout: f64,
 }
 
 pub fn run(args: AuditArgs) -> ExitCode {
@@ -102,7 +107,12 @@ pub fn run(args: AuditArgs) -> ExitCode {
 /// `Err` only for what stops the whole audit (no API, bad policy, no PolicyReport CRD);
 /// a kind that cannot be listed is an error line in the result and the rest is audited.
 async fn audit(args: &AuditArgs) -> Result<judge::Audit, String> {
-    let client = cluster::client(args.kubeconfig.as_deref(), args.context.as_deref()).await?;
+    let client = cluster::client(
+        args.kubeconfig.as_deref(),
+        args.context.as_deref(),
+        std::time::Duration::from_secs_f64(args.read_timeout),
+    )
+    .await?;
     let policy = match (&args.policy, &args.policy_configmap) {
         (Some(path), _) => super::load_policy(Some(path))?,
         (None, Some((ns, name))) => cluster::policy_from_configmap(&client, ns, name).await?,
@@ -119,33 +129,98 @@ async fn audit(args: &AuditArgs) -> Result<judge::Audit, String> {
     let listed = cluster::list_all(&client, &scope).await?;
     let mut audit = judge::judge(&policy, listed.items);
     audit.result.errors.extend(listed.errors);
+    if listed.relists > 0 {
+        audit.notes.push(format!(
+            "{} list(s) restarted in full after their continue token expired (410)",
+            listed.relists
+        ));
+    }
     if args.report.is_some() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        let mut reports = policyreport::build(&audit, now);
-        // A namespace whose report is from an earlier audit and where nothing was found
-        // now gets an empty report, not a stale one.
-        match policyreport::earlier_reports(&client, scope.namespace.as_deref(), scope.page_size)
-            .await
-        {
-            Ok(namespaces) => {
-                for ns in namespaces {
-                    if !reports.iter().any(|r| r.metadata.namespace == ns) {
-                        reports.push(policyreport::PolicyReport::empty(&ns));
-                    }
-                }
-            }
-            Err(e) => audit.result.errors.push(e),
-        }
-        for report in &reports {
-            if let Err(e) = policyreport::apply(&client, report).await {
-                audit.result.errors.push(e);
-            }
-        }
-        audit.reports_written = reports.len();
+        write_reports(&client, &scope, &listed.unread, &mut audit).await;
     }
     Ok(audit)
+}
+
+/// Writes this audit's reports: one per namespace with an audited object (in parts when
+/// large), and an empty one in place of each earlier report of the same set with nothing
+/// now. Nothing is written for what was not read completely: no report at all when a kind
+/// failed in an all-namespaces list, none in a namespace whose listing was incomplete (the
+/// reports already there stay as they were, rather than showing findings as fixed).
+async fn write_reports(
+    client: &kube::Client,
+    scope: &cluster::Scope,
+    unread: &cluster::Unread,
+    audit: &mut judge::Audit,
+) {
+    if unread.all {
+        audit.notes.push(
+            "no PolicyReport written: not every kind could be read completely (errors above); the reports of earlier audits are left as they were".into(),
+        );
+        return;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let set = policyreport::ReportSet::new(scope.selector.as_deref());
+    let mut reports = policyreport::build(audit, now, &set, policyreport::MAX_REPORT_BYTES);
+    match policyreport::earlier_reports(client, scope.namespace.as_deref(), scope.page_size, &set)
+        .await
+    {
+        Ok(earlier) => {
+            for (ns, name) in earlier {
+                if !reports
+                    .iter()
+                    .any(|r| r.metadata.namespace == ns && r.metadata.name == name)
+                {
+                    reports.push(policyreport::PolicyReport::empty(&ns, &name, &set));
+                }
+            }
+        }
+        Err(e) => audit.result.errors.push(e),
+    }
+    if !unread.namespaces.is_empty() {
+        audit.notes.push(format!(
+            "no PolicyReport written in namespace(s) {}: not read completely (errors above)",
+            unread
+                .namespaces
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    reports.retain(|r| !unread.covers(&r.metadata.namespace));
+    for report in &reports {
+        if audit.namespaces_gone.contains(&report.metadata.namespace) {
+            continue;
+        }
+        match policyreport::apply(client, report).await {
+            Ok(()) => audit.reports_written += 1,
+            Err(policyreport::ApplyError::NamespaceGone { namespace, why }) => {
+                tracing::debug!(namespace, why, "namespace gone; report skipped");
+                audit.namespaces_gone.insert(namespace);
+            }
+            Err(policyreport::ApplyError::Failed(e)) => audit.result.errors.push(e),
+        }
+    }
+    if !audit.namespaces_gone.is_empty() {
+        audit.notes.push(format!(
+            "namespace(s) {} deleted or terminating since listed: report(s) skipped",
+            audit
+                .namespaces_gone
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("expected a positive number of seconds, got {s:?}")),
+    }
 }
 
 /// `NAMESPACE/NAME`, as `serve --policy-configmap` takes it.

@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use kube::Client;
 use kube::api::ListParams;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Request;
-use kube::{Client, Config};
 use serde::Deserialize;
 
 use crate::cli::check::report::InputError;
@@ -57,32 +59,48 @@ pub struct Listed {
     pub items: Vec<Item>,
     /// Kinds that could not be listed (403, 404...) and items that could not be decoded.
     pub errors: Vec<InputError>,
+    /// What was not read completely; a PolicyReport is never written for it.
+    pub unread: Unread,
+    /// Lists restarted in full after a `continue` token expired (410).
+    pub relists: usize,
+    /// Requests repeated after a server error (500) or a broken connection.
+    pub retries: usize,
 }
 
-/// The client, found as kubectl finds it: `--kubeconfig` (with `--context`), else
-/// `$KUBECONFIG` or `~/.kube/config`, else the in-cluster service account.
-pub async fn client(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Client, String> {
-    let options = KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
-    let config = match (kubeconfig, context) {
-        (Some(path), _) => {
-            let file = Kubeconfig::read_from(path)
-                .map_err(|e| format!("{}: cannot read kubeconfig: {e}", path.display()))?;
-            Config::from_custom_kubeconfig(file, &options)
-                .await
-                .map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        (None, Some(_)) => Config::from_kubeconfig(&options)
-            .await
-            .map_err(|e| format!("kubeconfig: {e}"))?,
-        (None, None) => Config::infer()
-            .await
-            .map_err(|e| format!("no Kubernetes API configuration: {e}"))?,
-    };
-    let url = config.cluster_url.clone();
-    Client::try_from(config).map_err(|e| format!("Kubernetes API client for {url}: {e}"))
+/// Where the listing is incomplete: everywhere (a kind failed in an all-namespaces list) or
+/// in these namespaces (an item that could not be decoded, a namespaced list that failed).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub all: bool,
+    pub namespaces: BTreeSet<String>,
+}
+
+impl Unread {
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.namespaces.is_empty()
+    }
+    pub fn covers(&self, namespace: &str) -> bool {
+        self.all || self.namespaces.contains(namespace)
+    }
+}
+
+/// How often a request that failed with a server error (500) or a broken connection is
+/// repeated, and the first pause (doubled each time). 429, 503 and 504 are retried by kube's
+/// own client (its `RetryPolicy::server_retry`, honouring `Retry-After`) before this.
+pub const RETRIES: u32 = 3;
+pub const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// The client, found as kubectl finds it (see [`crate::source::client`]): `--kubeconfig`
+/// (with `--context`), else `$KUBECONFIG` or `~/.kube/config`, else the in-cluster service
+/// account; proxies from the environment; `read_timeout` between reads of a response.
+pub async fn client(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    read_timeout: std::time::Duration,
+) -> Result<Client, String> {
+    crate::source::client::client(kubeconfig, context, read_timeout)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The policy in `namespace/name` key `policy.yaml`, read as `serve --policy-configmap`
@@ -169,8 +187,8 @@ struct OwnerRef {
 }
 
 /// Lists every kind. A kind the API refuses (403 Forbidden, 404 on an old cluster...) is
-/// an error entry and the other kinds are still listed. `Err` when the API cannot be
-/// reached at all.
+/// an error entry, marked unread, and the other kinds are still listed. `Err` when the API
+/// cannot be reached at all.
 pub async fn list_all(client: &Client, scope: &Scope) -> Result<Listed, String> {
     let mut listed = Listed::default();
     for &(kind, group, version, plural) in KINDS {
@@ -196,11 +214,19 @@ pub async fn list_all(client: &Client, scope: &Scope) -> Result<Listed, String> 
         if let Err(e) = list_kind(client, scope, kind, &api_version, &path, &mut listed).await {
             match e {
                 ListError::Fatal(e) => return Err(e),
-                ListError::Kind(message) => listed.errors.push(InputError {
-                    file: Some(resource),
-                    line: None,
-                    message: format!("cannot list: {message}"),
-                }),
+                ListError::Kind(message) => {
+                    match &scope.namespace {
+                        Some(ns) => {
+                            listed.unread.namespaces.insert(ns.clone());
+                        }
+                        None => listed.unread.all = true,
+                    }
+                    listed.errors.push(InputError {
+                        file: Some(resource),
+                        line: None,
+                        message: format!("cannot list: {message}"),
+                    })
+                }
             }
         }
     }
@@ -214,6 +240,14 @@ enum ListError {
     Kind(String),
 }
 
+/// One kind, page by page. Pages are all-or-nothing per kind: what a kind's failed listing
+/// read is dropped, so its objects are neither judged nor reported.
+///
+/// A `continue` token that expired (410 Expired: etcd compacted the revision the first page
+/// was read at, after about 5 minutes) restarts the kind with one full list, as client-go's
+/// pager does (`k8s.io/client-go/tools/pager` `ListPager.list` with `FullListIfExpired`):
+/// the 410's own fallback token would continue an inconsistent list. A 500 (`etcdserver:
+/// leader changed`) or a broken connection repeats the same page [`RETRIES`] times.
 async fn list_kind(
     client: &Client,
     scope: &Scope,
@@ -222,50 +256,116 @@ async fn list_kind(
     path: &str,
     listed: &mut Listed,
 ) -> Result<(), ListError> {
+    let (items_before, errors_before) = (listed.items.len(), listed.errors.len());
     let mut continue_token: Option<String> = None;
+    let mut limit = Some(scope.page_size);
+    let mut attempt = 0;
+    let mut undecodable: BTreeSet<String> = BTreeSet::new();
     loop {
         let params = ListParams {
             label_selector: scope.selector.clone(),
-            limit: Some(scope.page_size),
-            continue_token: continue_token.take(),
+            limit,
+            continue_token: continue_token.clone(),
             ..Default::default()
         };
         let req = Request::new(path)
             .list(&params)
             .map_err(|e| ListError::Fatal(e.to_string()))?;
-        let text = client.request_text(req).await.map_err(|e| match e {
-            kube::Error::Api(_) => ListError::Kind(describe(&e)),
-            e => ListError::Fatal(format!("cannot reach the Kubernetes API: {}", describe(&e))),
-        })?;
-        let page: Page = serde_json::from_str(&text)
-            .map_err(|e| ListError::Kind(format!("malformed list response: {e}")))?;
+        let text = match client.request_text(req).await {
+            Ok(text) => text,
+            Err(kube::Error::Api(s))
+                if s.code == 410 && continue_token.is_some() && limit.is_some() =>
+            {
+                listed.relists += 1;
+                listed.items.truncate(items_before);
+                listed.errors.truncate(errors_before);
+                undecodable.clear();
+                continue_token = None;
+                limit = None;
+                attempt = 0;
+                continue;
+            }
+            Err(e) if attempt < RETRIES && retryable(&e) => {
+                listed.retries += 1;
+                tokio::time::sleep(RETRY_PAUSE * 2u32.pow(attempt)).await;
+                attempt += 1;
+                continue;
+            }
+            Err(e @ kube::Error::Api(_)) => {
+                drop_partial(listed, items_before, errors_before);
+                return Err(ListError::Kind(describe(&e)));
+            }
+            Err(e) => {
+                return Err(ListError::Fatal(format!(
+                    "cannot reach the Kubernetes API: {}",
+                    describe(&e)
+                )));
+            }
+        };
+        attempt = 0;
+        let page: Page = match serde_json::from_str(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                drop_partial(listed, items_before, errors_before);
+                return Err(ListError::Kind(format!("malformed list response: {e}")));
+            }
+        };
         for raw in page.items.unwrap_or_default() {
             match decode_item(kind, api_version, raw) {
                 Ok(item) => listed.items.push(item),
-                Err(e) => listed.errors.push(e),
+                Err((namespace, e)) => {
+                    undecodable.insert(namespace);
+                    listed.errors.push(e);
+                }
             }
         }
         match page.metadata.continue_token.filter(|t| !t.is_empty()) {
-            Some(token) => continue_token = Some(token),
-            None => return Ok(()),
+            Some(token) if limit.is_some() => continue_token = Some(token),
+            _ => {
+                listed.unread.namespaces.extend(undecodable);
+                return Ok(());
+            }
         }
+    }
+}
+
+fn drop_partial(listed: &mut Listed, items_before: usize, errors_before: usize) {
+    listed.items.truncate(items_before);
+    listed.errors.truncate(errors_before);
+}
+
+/// A server error worth repeating the request for: 500 (`etcdserver: leader changed`, a
+/// timeout inside the API server), 429/503/504 left over after kube's own retries, or the
+/// connection (reset, read timeout).
+fn retryable(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
     }
 }
 
 /// Decodes one listed item with the engine's model, exactly as an AdmissionReview's
 /// `object` is decoded.
+/// An item that cannot be decoded is an error naming it, with its namespace (whose report
+/// is then not written).
 fn decode_item(
     kind: &'static str,
     api_version: &str,
     raw: serde_json::Value,
-) -> Result<Item, InputError> {
+) -> Result<Item, (String, InputError)> {
     let meta = ItemMeta::deserialize(&raw)
         .map(|m| m.metadata)
         .unwrap_or_default();
-    let object = Object::deserialize(raw).map_err(|e| InputError {
-        file: Some(format!("{}/{kind}/{}", meta.namespace, meta.name)),
-        line: None,
-        message: format!("cannot decode: {e}"),
+    let object = Object::deserialize(raw).map_err(|e| {
+        (
+            meta.namespace.clone(),
+            InputError {
+                file: Some(format!("{}/{kind}/{}", meta.namespace, meta.name)),
+                line: None,
+                message: format!("cannot decode: {e}"),
+            },
+        )
     })?;
     let controller_uid = meta
         .owner_references
@@ -285,37 +385,9 @@ fn decode_item(
     })
 }
 
-/// An API error as kubectl would say it: the Status message, its reason and code.
+/// An API error as kubectl would say it (see [`crate::source::client::describe`]).
 pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => {
-            let reason = if s.reason.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", s.reason)
-            };
-            let message = if s.message.is_empty() {
-                "no message".to_owned()
-            } else {
-                s.message.clone()
-            };
-            format!("{reason}({}): {message}", s.code)
-        }
-        e => {
-            // The innermost cause says what happened (connection refused, TLS...).
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                let s_text = s.to_string();
-                if !text.contains(&s_text) {
-                    text.push_str(": ");
-                    text.push_str(&s_text);
-                }
-                source = s.source();
-            }
-            text
-        }
-    }
+    crate::source::client::describe(e)
 }
 
 #[cfg(test)]
@@ -358,7 +430,8 @@ mod tests {
     #[test]
     fn undecodable_item_names_the_object() {
         let raw = serde_json::json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"volumes": 3}});
-        let e = decode_item("Pod", "v1", raw).unwrap_err();
+        let (ns, e) = decode_item("Pod", "v1", raw).unwrap_err();
+        assert_eq!(ns, "ns");
         assert_eq!(e.file.as_deref(), Some("ns/Pod/p"));
         assert!(e.message.starts_with("cannot decode"), "{}", e.message);
     }

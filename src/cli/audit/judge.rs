@@ -15,8 +15,13 @@ pub struct Audit {
     pub audited: Vec<Audited>,
     /// Objects left out because the workload controlling them was judged and reported.
     pub at_owner: usize,
-    /// PolicyReports applied (with `--report`).
+    /// PolicyReports applied (with `--report`); a failed write is an error, not counted.
     pub reports_written: usize,
+    /// Namespaces deleted or terminating since they were listed: their reports skipped.
+    pub namespaces_gone: std::collections::BTreeSet<String>,
+    /// What the audit wants the reader to know besides errors (lists restarted, reports
+    /// withheld for what could not be read).
+    pub notes: Vec<String>,
 }
 
 /// One reported object.
@@ -80,6 +85,7 @@ pub fn judge(policy: &Policy, mut items: Vec<Item>) -> Audit {
             allowed: verdict.allowed,
             skipped: exempt_namespace.then_some("exempt namespace"),
             violations: verdict.findings.iter().map(ViolationReport::from).collect(),
+            unknown_fields: Vec::new(),
         });
         audit.audited.push(Audited {
             api_version: item.api_version.clone(),

@@ -111,6 +111,9 @@ pub fn write_text(audit: &Audit, out: &mut impl Write) -> std::io::Result<()> {
     for e in &result.errors {
         writeln!(out, "error: {e}")?;
     }
+    for n in &audit.notes {
+        writeln!(out, "note: {n}")?;
+    }
     let s = summary(audit);
     if !s.by_rule.is_empty() {
         writeln!(out)?;
@@ -159,6 +162,9 @@ pub fn write_text(audit: &Audit, out: &mut impl Write) -> std::io::Result<()> {
     if audit.reports_written > 0 {
         write!(out, "; {} PolicyReports applied", audit.reports_written)?;
     }
+    if !audit.namespaces_gone.is_empty() {
+        write!(out, "; {} namespaces gone", audit.namespaces_gone.len())?;
+    }
     writeln!(out)
 }
 
@@ -177,6 +183,18 @@ struct JsonReport<'a> {
     objects: &'a [ObjectReport],
     summary: Summary,
     errors: Vec<String>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    notes: &'a [String],
+    /// With `--report`: reports applied and namespaces skipped because they went away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reports: Option<ReportsJson<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportsJson<'a> {
+    written: usize,
+    namespaces_gone: &'a std::collections::BTreeSet<String>,
 }
 
 /// `--output json`: `{objects, summary, errors}`; the errors also go to stderr, as with
@@ -185,10 +203,20 @@ pub fn write_json(audit: &Audit, out: &mut impl Write) -> std::io::Result<()> {
     for e in &audit.result.errors {
         eprintln!("error: {e}");
     }
+    for n in &audit.notes {
+        eprintln!("note: {n}");
+    }
     let report = JsonReport {
         objects: &audit.result.objects,
         summary: summary(audit),
         errors: audit.result.errors.iter().map(|e| e.to_string()).collect(),
+        notes: &audit.notes,
+        reports: (audit.reports_written > 0 || !audit.namespaces_gone.is_empty()).then_some(
+            ReportsJson {
+                written: audit.reports_written,
+                namespaces_gone: &audit.namespaces_gone,
+            },
+        ),
     };
     serde_json::to_writer_pretty(&mut *out, &report).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
@@ -214,9 +242,12 @@ mod tests {
                     rule: (*rule).into(),
                     action: (*action).into(),
                     path: "spec.volumes[0]".into(),
+                    line: None,
+                    column: None,
                     message: format!("[{rule}] spec.volumes[0]: m"),
                 })
                 .collect(),
+            unknown_fields: Vec::new(),
         }
     }
 
