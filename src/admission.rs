@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use crate::engine::model::{Object, Str, opt_str};
 use crate::engine::mutate::{self, Mutation};
 use crate::engine::policy::Policy;
-use crate::engine::rules::Action;
+use crate::engine::rules::{self, Action};
 use crate::engine::verdict::{self, Operation, Request, Requester, Verdict};
 
 pub const API_VERSION: &str = "admission.k8s.io/v1";
@@ -257,16 +257,46 @@ pub fn encode_mutation(uid: &str, mutation: &Mutation) -> Vec<u8> {
     serde_json::to_vec(&response_with_patch(uid, mutation)).expect("AdmissionReview serialises")
 }
 
+/// The longest line volguard puts in a warning or a denial, in bytes. The apiserver keeps a
+/// webhook's warnings (`k8s.io/apiserver/pkg/admission/plugin/webhook/validating`
+/// `dispatcher.go`: `warning.AddWarning(ctx, "", w)` for each) and its recorder,
+/// `k8s.io/apiserver/pkg/endpoints/filters/warning.go`, cuts each warning to
+/// `truncateItemRunes` (256) runes once the warnings of one response pass
+/// `truncateAtTotalRunes` (4 * 1024): with up to [`MAX_RESPONSE_FINDINGS`] lines, each must
+/// fit 256 runes to arrive whole. A warning that is not a valid header value (a newline) is
+/// dropped there: names and paths are quoted with escapes. Denial lines (`status.message`)
+/// have no such limit, but keep the same budget so a denial reads like the warning it
+/// becomes in `warn` mode.
+pub const MAX_LINE: usize = 255;
+
+/// One finding as an admission line within `max` bytes: `[rule] path: message`, with the
+/// note (UPDATE, downgraded) after it. When it does not fit, the explanation (the message
+/// before its last `"; "`) is shortened, never the rule ID, the field path or the fix (the
+/// part after that `"; "`); only a fix too long for the line on its own is cut at the end.
+pub fn line(f: &verdict::Finding, max: usize) -> String {
+    let whole = f.to_string();
+    if whole.len() <= max {
+        return whole;
+    }
+    let head = format!("[{}] {}: ", f.rule, f.path);
+    let note = f.note();
+    if let Some((explanation, fix)) = f.message.rsplit_once("; ") {
+        let tail = format!("…; {fix}{note}");
+        let room = max.saturating_sub(head.len() + tail.len());
+        if room >= 16 {
+            let mut cut = room.min(explanation.len());
+            while !explanation.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            return format!("{head}{}{tail}", explanation[..cut].trim_end());
+        }
+    }
+    clamp(whole, max)
+}
+
 /// Cuts a warning to the apiserver's 256-character limit (on a char boundary).
 pub fn clamp(mut s: String, max: usize) -> String {
-    if s.len() > max {
-        let mut cut = max - 3;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
-        s.push_str("...");
-    }
+    rules::truncate(&mut s, max);
     s
 }
 
@@ -310,7 +340,7 @@ pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
         lines
     };
     let mut r = allow(uid);
-    let warnings = capped(Action::Warn, &|f| clamp(f.to_string(), 255));
+    let warnings = capped(Action::Warn, &|f| line(f, MAX_LINE));
     if !warnings.is_empty() {
         r.warnings = Some(warnings);
     }
@@ -337,7 +367,7 @@ pub fn response(uid: &str, verdict: &Verdict) -> AdmissionResponse {
         );
     }
     if !verdict.allowed {
-        let lines = capped(Action::Deny, &|f| clamp(f.to_string(), 255));
+        let lines = capped(Action::Deny, &|f| line(f, MAX_LINE));
         r.allowed = false;
         r.result = Status {
             status: Some(StatusSummary::Failure),

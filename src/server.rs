@@ -7,26 +7,28 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
-use axum_server::accept::DefaultAcceptor;
-use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 
 use crate::source::{self, PolicyStore};
 
+pub mod body;
+pub mod budget;
 pub mod conn;
 pub mod drain;
 pub mod executor;
 pub mod handlers;
 pub mod health;
+mod lifecycle;
 pub mod log;
 pub mod metrics;
+mod record;
 pub mod tls;
 
 use health::Readiness;
+pub use lifecycle::run;
 use metrics::Metrics;
 
 /// Default request body limit: the apiserver allows 3 MiB objects and an UPDATE carries two.
@@ -37,6 +39,9 @@ pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(30);
 /// With the ~10 MiB the process needs besides, this keeps a Pod well inside the chart's
 /// 128Mi limit; it still admits 16 requests of the apiserver's largest (3 MiB) objects.
 pub const DEFAULT_BODY_MEMORY_BUDGET_BYTES: usize = 48 * 1024 * 1024;
+/// Default time a request body has to arrive: the apiserver's default `timeoutSeconds`
+/// (`SetDefaults_ValidatingWebhook`, k8s.io/kubernetes pkg/apis/admissionregistration/v1).
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default largest body judged on the async worker that read it instead of the evaluation
 /// pool (see [`ServeConfig::inline_evaluation_max_bytes`]).
 pub const DEFAULT_INLINE_EVALUATION_MAX_BYTES: usize = 16 * 1024;
@@ -65,7 +70,7 @@ pub enum PolicySource {
     /// A file, polled for changes.
     File(PathBuf),
     /// A ConfigMap `namespace/name` (key `policy.yaml`) watched through the Kubernetes API.
-    ConfigMap { namespace: String, name: String },
+    ConfigMap(Box<source::configmap::WatchConfig>),
 }
 
 /// Everything `run` needs; the command line maps its flags to this.
@@ -97,6 +102,12 @@ pub struct ServeConfig {
     pub inline_evaluation_max_bytes: usize,
     /// Bytes of request and response bodies held across all connections; beyond it, 503.
     pub body_memory_budget_bytes: usize,
+    /// Of the budget, bytes only small bodies may use ([`budget`]).
+    pub body_memory_small_reserve_bytes: usize,
+    /// Bytes the bodies of one client address may hold (0: no cap).
+    pub body_memory_per_peer_bytes: usize,
+    /// A request body must have arrived within this (and within the request's `?timeout=`).
+    pub body_timeout: Duration,
     /// A connection with no request in flight and nothing received this long is closed.
     pub idle_timeout: Duration,
     /// The TLS handshake must finish within this.
@@ -124,11 +135,11 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("--policy-configmap {namespace}/{name}: no Kubernetes API configuration: {source}")]
+    #[error("--policy-configmap {namespace}/{name}: {source}")]
     Kube {
         namespace: String,
         name: String,
-        source: kube::Error,
+        source: source::client::ClientError,
     },
     #[error("{what} {addr}: {source}")]
     Bind {
@@ -167,7 +178,8 @@ pub struct Shared {
     pub log_allowed: bool,
     pub inline_evaluation_max_bytes: usize,
     pub executor: Arc<executor::Executor>,
-    pub budget: Arc<conn::Budget>,
+    pub budget: Arc<budget::Budget>,
+    pub body_timeout: Duration,
 }
 
 impl AppState {
@@ -197,7 +209,12 @@ impl AppState {
             log_allowed: config.log_allowed,
             inline_evaluation_max_bytes: config.inline_evaluation_max_bytes,
             executor: Arc::new(executor),
-            budget: conn::Budget::new(config.body_memory_budget_bytes),
+            budget: budget::Budget::new(budget::BudgetConfig::new(
+                config.body_memory_budget_bytes,
+                config.body_memory_small_reserve_bytes,
+                config.body_memory_per_peer_bytes,
+            )),
+            body_timeout: config.body_timeout,
         })))
     }
 }
@@ -227,8 +244,9 @@ static IDLE_HOOK: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
 /// Sets what a runtime worker runs before it parks and an evaluation worker before it waits
 /// for the next job. The binary (`src/main.rs`) gives back the memory the thread's allocator
 /// heap has freed: mimalloc returns freed pages to the OS only when the thread that owns them
-/// calls into it again, so without this a burst of large reviews left ~8 MiB resident in idle
-/// threads. Set once; later calls are ignored.
+/// calls into it again, so without this a burst of large reviews left megabytes resident in
+/// idle threads (`src/main.rs` says what the hook does and what it costs). Set once; later
+/// calls are ignored.
 pub fn set_idle_hook(hook: fn()) {
     let _ = IDLE_HOOK.set(hook);
 }
@@ -269,9 +287,11 @@ async fn start_policy_source(
             })?;
             let name = path.display().to_string();
             let source_name = format!("file {name}");
-            state
-                .policies
-                .apply_text(&String::from_utf8_lossy(&text), &name, &source_name)?;
+            state.policies.apply_first_text(
+                &String::from_utf8_lossy(&text),
+                &name,
+                &source_name,
+            )?;
             let store = state.policies.clone();
             background.push(tokio::spawn(source::file::watch(
                 vec![path.clone()],
@@ -287,18 +307,17 @@ async fn start_policy_source(
                 },
             )));
         }
-        PolicySource::ConfigMap { namespace, name } => {
-            let client = kube::Client::try_default()
+        PolicySource::ConfigMap(watch) => {
+            let client = source::client::client(None, None, watch.idle_timeout)
                 .await
                 .map_err(|source| Error::Kube {
-                    namespace: namespace.clone(),
-                    name: name.clone(),
+                    namespace: watch.namespace.clone(),
+                    name: watch.name.clone(),
                     source,
                 })?;
             background.push(tokio::spawn(source::configmap::watch(
                 client,
-                namespace.clone(),
-                name.clone(),
+                (**watch).clone(),
                 state.policies.clone(),
             )));
         }
@@ -308,188 +327,5 @@ async fn start_policy_source(
                 .apply_default("no --policy-file or --policy-configmap");
         }
     }
-    Ok(())
-}
-
-/// Serves until SIGTERM or SIGINT, then drains (see [`drain`]); SIGHUP re-reads the policy
-/// file and the certificate.
-pub async fn run(config: ServeConfig) -> Result<(), Error> {
-    // From here on SIGHUP no longer ends the process.
-    let mut signals = drain::Signals::new().map_err(Error::Serve)?;
-    let state = AppState::new(&config)?;
-
-    // TLS: everything is checked before listening.
-    let files = config.tls.resolve()?;
-    let loaded = tls::LoadedKey::read(&files)?;
-    let resolver = Arc::new(tls::ReloadingResolver::new(loaded.key));
-    let tls_config = tls::server_config(resolver.clone(), config.client_ca.as_deref())?;
-    state.metrics.cert_reload("success");
-
-    // SIGHUP pokes the file pollers, so a re-read goes through the same validation,
-    // metrics and logs as any change they notice themselves.
-    let (reread_now, reread) = tokio::sync::watch::channel(());
-    let mut background = Vec::new();
-    start_policy_source(&config, &state, &reread, &mut background).await?;
-    background.push(tokio::spawn(tls::watch(
-        files.clone(),
-        config.reload_interval,
-        loaded.pems,
-        resolver.clone(),
-        state.metrics.clone(),
-        state.ready.clone(),
-        reread,
-    )));
-
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| Error::Bind {
-        what: "--listen",
-        addr: config.listen,
-        source,
-    })?;
-    listener.set_nonblocking(true).map_err(Error::Serve)?;
-    let admin = std::net::TcpListener::bind(config.admin_listen).map_err(|source| Error::Bind {
-        what: "--admin-listen",
-        addr: config.admin_listen,
-        source,
-    })?;
-    admin.set_nonblocking(true).map_err(Error::Serve)?;
-    let local = listener.local_addr().map_err(Error::Serve)?;
-    let admin_local = admin.local_addr().map_err(Error::Serve)?;
-
-    let limits = conn::Limits {
-        idle_timeout: config.idle_timeout,
-        write_timeout: config.write_timeout,
-    };
-    let handle = axum_server::Handle::new();
-    let tls_acceptor = RustlsAcceptor::new(RustlsConfig::from_config(Arc::new(tls_config)))
-        .handshake_timeout(config.tls_handshake_timeout);
-    let guard = conn::Guard::new(tls_acceptor, limits, None);
-    let gate_closed = guard.closed.clone();
-    let mut server = axum_server::from_tcp(listener)
-        .map_err(Error::Serve)?
-        .acceptor(guard)
-        .handle(handle.clone())
-        // A connection that sends no complete request this long after its handshake is
-        // closed (TLS then silence, a partial HTTP/2 preface).
-        .first_request_timeout(config.header_read_timeout);
-    let builder = server.http_builder();
-    builder
-        .http1()
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(HTTP1_MAX_BUF);
-    builder
-        .http2()
-        .max_concurrent_streams(config.http2_max_streams)
-        .initial_stream_window_size(HTTP2_STREAM_WINDOW)
-        .initial_connection_window_size(HTTP2_CONN_WINDOW)
-        .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
-        .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
-    let app = router(state.clone());
-    let webhook = tokio::spawn(server.serve(app.into_make_service()));
-
-    let admin_handle = axum_server::Handle::new();
-    start_admin(admin, &config, limits, state.clone(), admin_handle.clone())?;
-
-    state.ready.tls_loaded.store(true, Ordering::Release);
-    tracing::info!(listen = %local, admin = %admin_local, version = env!("CARGO_PKG_VERSION"), evaluation_workers = state.executor.workers(), "volguard serving");
-    if let Some(ca) = &files.dev_ca {
-        let host = if local.ip().is_unspecified() {
-            "localhost".to_owned()
-        } else {
-            local.ip().to_string()
-        };
-        tracing::info!(
-            "try: curl --cacert {} -H 'Content-Type: application/json' --data @examples/admission-review.json https://{host}:{}/validate",
-            ca.display(),
-            local.port()
-        );
-    }
-
-    loop {
-        match signals.next().await {
-            drain::Asked::Reload => {
-                tracing::info!(
-                    "SIGHUP: re-reading the policy file and the certificate (a ConfigMap policy is watched already)"
-                );
-                reread_now.send_replace(());
-            }
-            drain::Asked::Stop(name) => {
-                tracing::info!(signal = name, "stopping");
-                break;
-            }
-        }
-    }
-    // The drain is bounded whatever is in flight: connections still open after the
-    // shutdown timeout are dropped (an evaluation running on a worker is not waited for).
-    let bound = config.drain_delay + drain::HANDSHAKE_LINGER + config.shutdown_timeout + STOP_GRACE;
-    let stopped = tokio::time::timeout(bound, async {
-        drain::drain(
-            &state,
-            &handle,
-            &gate_closed,
-            config.drain_delay,
-            config.shutdown_timeout,
-        )
-        .await;
-        webhook.await
-    })
-    .await;
-    admin_handle.shutdown();
-    for t in background {
-        t.abort();
-    }
-    match stopped {
-        Ok(result) => result?.map_err(Error::Serve)?,
-        Err(_) => {
-            tracing::warn!("connections still open after the shutdown timeout; stopping anyway")
-        }
-    }
-    tracing::info!("stopped");
-    Ok(())
-}
-
-/// Past the configured drain delay and shutdown timeout, the most the stop may take.
-const STOP_GRACE: Duration = Duration::from_millis(500);
-
-/// The admin port on its own thread and runtime: `/livez` never waits behind webhook work.
-/// Same header-read, first-request and idle timeouts as the webhook, and a connection cap.
-fn start_admin(
-    listener: std::net::TcpListener,
-    config: &ServeConfig,
-    limits: conn::Limits,
-    state: AppState,
-    handle: axum_server::Handle<SocketAddr>,
-) -> Result<(), Error> {
-    let header_read_timeout = config.header_read_timeout;
-    let max_connections = config.admin_max_connections.max(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Runtime)?;
-    std::thread::Builder::new()
-        .name("volguard-admin".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let guard = conn::Guard::new(DefaultAcceptor::new(), limits, Some(max_connections));
-                let mut server = match axum_server::from_tcp(listener) {
-                    Ok(s) => s
-                        .acceptor(guard)
-                        .handle(handle)
-                        .first_request_timeout(header_read_timeout),
-                    Err(e) => {
-                        tracing::error!(error = %e, "admin port");
-                        return;
-                    }
-                };
-                server
-                    .http_builder()
-                    .http1()
-                    .header_read_timeout(header_read_timeout)
-                    .max_buf_size(HTTP1_MAX_BUF);
-                if let Err(e) = server.serve(admin_router(state).into_make_service()).await {
-                    tracing::error!(error = %e, "admin port stopped");
-                }
-            })
-        })
-        .map_err(Error::Admin)?;
     Ok(())
 }

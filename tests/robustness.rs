@@ -112,9 +112,14 @@ async fn full_evaluation_queue_answers_503_at_once_and_reviews_stay_correct() {
 
 #[tokio::test]
 async fn body_memory_budget_refuses_new_bodies_at_once() {
+    // One shared pool (no small-body reserve, no per-client cap: tests/body_budget.rs).
     let server = Server::start(&[
         "--body-memory-budget-bytes",
         "1000000",
+        "--body-memory-small-reserve-bytes",
+        "0",
+        "--body-memory-per-peer-bytes",
+        "0",
         "--max-body-bytes",
         "900000",
     ]);
@@ -134,15 +139,19 @@ async fn body_memory_budget_refuses_new_bodies_at_once() {
     first.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // 800 000 bytes reserved: a second body of 300 000 does not fit.
+    // 512 KiB of buffer reserved for what has arrived: a second body of 600 000 bytes does
+    // not fit once its own buffer reaches 512 KiB, and is refused at once (the first one
+    // is not evicted: it has been incomplete for less than a second).
     let mut second = server.raw_http1().await;
     second
         .write_all(
-            b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 300000\r\n\r\n",
+            b"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 600000\r\n\r\n",
         )
         .await
         .unwrap();
     let started = Instant::now();
+    let _ = second.write_all(&padded_review("second", 600_000)).await;
+    let _ = second.flush().await;
     let text = read_until_close(&mut second, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(

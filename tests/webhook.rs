@@ -746,6 +746,11 @@ fn invalid_policy_or_certificate_at_start_fails_before_listening() {
         err.contains("p.yaml: rules.no-such-rule: unknown rule (known: mount-volume-exists"),
         "{err}"
     );
+    // One clear line: no "kept generation 0" of a policy that never was in force.
+    let about_policy: Vec<&str> = err.lines().filter(|l| l.contains("no-such-rule")).collect();
+    assert_eq!(about_policy.len(), 1, "{err}");
+    assert!(about_policy[0].starts_with("error: "), "{err}");
+    assert!(!err.contains("kept_generation"), "{err}");
 
     let bad = dir.path().join("bad.crt");
     std::fs::write(&bad, "not a certificate").unwrap();

@@ -1,8 +1,8 @@
 //! The text log's field formatter: the same text as `tracing-subscriber`'s `DefaultFields`
 //! with colours off (`name=value`, strings quoted and escaped with `{:?}`), without its
 //! per-field styling calls, and with a fast path for strings that need no escaping. A decision
-//! line has ~14 fields; with `DefaultFields` its formatting was ~21k instructions, a tenth of
-//! a denied request (bench/README.md, issue 11).
+//! line has ~14 fields, and with `DefaultFields` formatting them was a tenth of a denied
+//! request's instructions; what each costs is in bench/README.md, "Figures behind the code".
 //!
 //! Escaping is unchanged: a string with a quote, a backslash, a control character or anything
 //! outside printable ASCII goes through `{:?}`, so a request field with a newline still cannot

@@ -42,6 +42,15 @@ pub struct ServeArgs {
     /// ConfigMap NAMESPACE/NAME (key policy.yaml) watched through the Kubernetes API.
     #[arg(long, env = "VOLGUARD_POLICY_CONFIGMAP", value_parser = parse_ns_name)]
     pub policy_configmap: Option<(String, String)>,
+    /// Seconds a deleted policy ConfigMap's policy stays in force (so a delete-then-create
+    /// never enforces the embedded default in between); then the embedded default.
+    #[arg(long, env = "VOLGUARD_POLICY_DELETE_GRACE", default_value_t = 60.0)]
+    pub policy_delete_grace: f64,
+    /// Seconds the Kubernetes API may stay silent: a response (before its headers or
+    /// between reads), or the policy watch (the API server sends a bookmark about every
+    /// minute); then the request fails or the watch is re-opened.
+    #[arg(long, env = "VOLGUARD_KUBE_READ_TIMEOUT", default_value_t = 150.0)]
+    pub kube_read_timeout: f64,
     /// Plain-HTTP address for /livez, /readyz and /metrics.
     #[arg(long, env = "VOLGUARD_ADMIN_LISTEN", default_value = "0.0.0.0:8080")]
     pub admin_listen: SocketAddr,
@@ -98,6 +107,19 @@ pub struct LimitArgs {
     /// get 503 at once instead of being buffered.
     #[arg(long, env = "VOLGUARD_BODY_MEMORY_BUDGET_BYTES", default_value_t = server::DEFAULT_BODY_MEMORY_BUDGET_BYTES)]
     pub body_memory_budget_bytes: usize,
+    /// Of the body memory budget, bytes that only small bodies (a Content-Length up to
+    /// 256 KiB) may use: large or unfinished bodies can never take them. Default: a sixth of
+    /// the budget (8 MiB).
+    #[arg(long, env = "VOLGUARD_BODY_MEMORY_SMALL_RESERVE_BYTES")]
+    pub body_memory_small_reserve_bytes: Option<usize>,
+    /// Bytes of the body memory budget that the bodies of one client address may hold
+    /// (0: no cap). Default: half the budget (24 MiB).
+    #[arg(long, env = "VOLGUARD_BODY_MEMORY_PER_PEER_BYTES")]
+    pub body_memory_per_peer_bytes: Option<usize>,
+    /// Seconds a request body has to arrive (also bounded by the request's ?timeout=);
+    /// later, the request is dropped with 408. Set it to the webhook's timeoutSeconds.
+    #[arg(long, env = "VOLGUARD_BODY_TIMEOUT", default_value_t = server::DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    pub body_timeout: f64,
     /// Seconds a connection with no request in flight may stay silent before it is closed.
     #[arg(long, env = "VOLGUARD_IDLE_TIMEOUT", default_value_t = 120.0)]
     pub idle_timeout: f64,
@@ -162,10 +184,12 @@ impl ServeArgs {
         };
         let policy = match (&self.policy_file, &self.policy_configmap) {
             (Some(path), _) => PolicySource::File(path.clone()),
-            (None, Some((namespace, name))) => PolicySource::ConfigMap {
-                namespace: namespace.clone(),
-                name: name.clone(),
-            },
+            (None, Some((namespace, name))) => {
+                let mut watch = crate::source::configmap::WatchConfig::new(namespace, name);
+                watch.delete_grace = secs(self.policy_delete_grace, 0.0);
+                watch.idle_timeout = secs(self.kube_read_timeout, 0.5);
+                PolicySource::ConfigMap(Box::new(watch))
+            }
             (None, None) => PolicySource::Embedded,
         };
         ServeConfig {
@@ -184,6 +208,15 @@ impl ServeArgs {
             max_queued_evaluations: self.limits.max_queued_evaluations,
             inline_evaluation_max_bytes: self.limits.inline_evaluation_max_bytes,
             body_memory_budget_bytes: self.limits.body_memory_budget_bytes,
+            body_memory_small_reserve_bytes: self
+                .limits
+                .body_memory_small_reserve_bytes
+                .unwrap_or(self.limits.body_memory_budget_bytes / 6),
+            body_memory_per_peer_bytes: self
+                .limits
+                .body_memory_per_peer_bytes
+                .unwrap_or(self.limits.body_memory_budget_bytes / 2),
+            body_timeout: secs(self.limits.body_timeout, 0.1).min(server::MAX_REQUEST_TIME),
             idle_timeout: secs(self.limits.idle_timeout, 0.1),
             tls_handshake_timeout: secs(self.limits.tls_handshake_timeout, 0.1),
             write_timeout: secs(self.limits.write_timeout, 0.1),
@@ -194,6 +227,7 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    let args_log_format = args.log_format;
     let log = init_tracing(
         args.log_format,
         secs(args.log_flush_interval, 0.0).min(Duration::from_secs(10)),
@@ -201,9 +235,15 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let code = match server::run_blocking(args.config()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
+            // One line: structured for a JSON log, plain on a terminal.
+            match args_log_format {
+                LogFormat::Json => tracing::error!("{e}"),
+                LogFormat::Text => {
+                    log.flush();
+                    eprintln!("error: {e}");
+                }
+            }
             log.flush();
-            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     };

@@ -10,10 +10,12 @@
 //! - an answer has not been taken by the connection within `write_timeout` of being ready
 //!   (an HTTP/2 client that keeps its flow-control window at zero).
 //!
-//! [`Budget`] bounds the memory held by request and response bodies across all connections.
+//! The service puts the peer's address in each request ([`Peer`]), for the body budget's
+//! per-peer share ([`super::budget`]).
 
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -54,11 +56,23 @@ pub struct ConnState {
     evict: AtomicBool,
     /// The connection task, to wake it when evicted.
     waker: Mutex<Option<Waker>>,
+    /// The client's address (None when unknown).
+    peer: Option<IpAddr>,
 }
 
+/// The address of the client that sent a request (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub IpAddr);
+
 impl ConnState {
+    #[cfg(test)]
     fn new() -> Self {
+        Self::with_peer(None)
+    }
+
+    fn with_peer(peer: Option<IpAddr>) -> Self {
         ConnState {
+            peer,
             start: Instant::now(),
             last_activity_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
@@ -272,8 +286,11 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let conn = self.conn.clone();
+        if let Some(ip) = conn.peer {
+            req.extensions_mut().insert(Peer(ip));
+        }
         conn.touch();
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
         let guard = InFlight(conn.clone());
@@ -419,7 +436,9 @@ where
             drop(stream);
             return refuse("shutting down");
         }
-        let conn = Arc::new(ConnState::new());
+        // An IPv4 client on a dual-stack socket is one peer whatever the address family.
+        let peer = stream.peer_addr().ok().map(|a| a.ip().to_canonical());
+        let conn = Arc::new(ConnState::with_peer(peer));
         if let Some(cap) = &self.cap
             && !cap.admit(&conn)
         {
@@ -438,139 +457,9 @@ where
     }
 }
 
-/// Bytes of request and response bodies held across all connections.
-pub struct Budget {
-    used: AtomicUsize,
-    limit: usize,
-}
-
-impl Budget {
-    pub fn new(limit: usize) -> Arc<Self> {
-        Arc::new(Budget {
-            used: AtomicUsize::new(0),
-            limit,
-        })
-    }
-
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-
-    /// An empty reservation, to grow as bytes arrive.
-    pub fn empty(self: &Arc<Self>) -> Reservation {
-        Reservation {
-            budget: self.clone(),
-            bytes: 0,
-        }
-    }
-
-    fn try_add(&self, n: usize) -> bool {
-        let mut cur = self.used.load(Ordering::Relaxed);
-        loop {
-            let Some(next) = cur.checked_add(n).filter(|v| *v <= self.limit) else {
-                return false;
-            };
-            match self
-                .used
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(v) => cur = v,
-            }
-        }
-    }
-}
-
-/// Bytes taken from the [`Budget`]; given back when dropped.
-pub struct Reservation {
-    budget: Arc<Budget>,
-    bytes: usize,
-}
-
-impl Reservation {
-    /// Takes `n` more bytes if the budget has them.
-    pub fn grow(&mut self, n: usize) -> bool {
-        let ok = self.budget.try_add(n);
-        if ok {
-            self.bytes += n;
-        }
-        ok
-    }
-
-    /// Takes `n` more bytes even beyond the budget (memory already allocated, such as a
-    /// computed answer), so that new requests are refused until it is released.
-    pub fn force(&mut self, n: usize) {
-        self.budget.used.fetch_add(n, Ordering::AcqRel);
-        self.bytes += n;
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
-    }
-}
-
-/// A response body that holds its bytes' reservation until the connection drops it.
-pub struct BudgetedBody {
-    data: Option<axum::body::Bytes>,
-    _reservation: Reservation,
-}
-
-impl BudgetedBody {
-    pub fn new(data: axum::body::Bytes, reservation: Reservation) -> Self {
-        BudgetedBody {
-            data: Some(data),
-            _reservation: reservation,
-        }
-    }
-}
-
-impl http_body::Body for BudgetedBody {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Poll::Ready(self.data.take().map(|d| Ok(http_body::Frame::data(d))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.data.is_none()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.data.as_ref().map_or(0, |d| d.len() as u64))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn budget_reserves_and_releases() {
-        let b = Budget::new(100);
-        let mut r = b.empty();
-        assert!(r.grow(60));
-        let mut r2 = b.empty();
-        assert!(!r2.grow(41));
-        assert!(r2.grow(40));
-        assert_eq!(b.used(), 100);
-        drop(r);
-        assert_eq!(b.used(), 40);
-        r2.force(200);
-        assert_eq!(b.used(), 240);
-        assert!(!b.empty().grow(1));
-        drop(r2);
-        assert_eq!(b.used(), 0);
-    }
 
     #[tokio::test]
     async fn idle_connection_times_out_but_not_with_a_request_in_flight() {

@@ -1,8 +1,9 @@
 //! Evaluation off the async workers: a small pool of OS threads (about one per core) takes
 //! jobs from a bounded queue. For these bodies the async side only reads them and waits for
 //! answers, so new connections stay responsive whatever the requests cost (health and metrics
-//! have their own runtime). Bodies up to `--inline-evaluation-max-bytes` (16 KiB, at most
-//! ~145 µs of work) are judged by the handler itself and never come here.
+//! have their own runtime). Bodies up to `--inline-evaluation-max-bytes` (bounded work, cheaper
+//! than the hand-off: bench/README.md, "Figures behind the code") are judged by the handler
+//! itself and never come here.
 //!
 //! A job whose submitter has gone (the client hung up: the handler future was dropped) or
 //! whose deadline has passed is dropped when it is dequeued, not run. When the queue is
@@ -36,11 +37,10 @@ pub enum Size {
     Large,
 }
 
-/// Large jobs running at once. Judging a worst-case 3 MiB Pod needs up to ~16 times its size
-/// while it runs (decoded mounts, ~80k findings with their messages: 48 MiB measured with
-/// `bench/review.rs`), so two at once left almost no margin under the chart's 128Mi (the
-/// resend attack of bench/attacks peaked at 105-112 MiB, and was OOM-killed once the body
-/// lived through judging). Small jobs are not limited.
+/// Large jobs running at once. Judging a worst-case 3 MiB Pod needs many times its size while
+/// it runs (decoded mounts, tens of thousands of findings with their messages), so two at once
+/// left almost no margin under the chart's 128Mi: the resend attack of bench/attacks was
+/// OOM-killed (bench/README.md, "Figures behind the code"). Small jobs are not limited.
 const MAX_LARGE_RUNNING: usize = 1;
 
 #[derive(Default)]

@@ -1,5 +1,6 @@
-//! The webhook's request handlers: read the body, decode it with [`crate::admission`], ask
-//! the engine, encode the answer, record metrics and a log line.
+//! The webhook's request handlers adapt HTTP to [`crate::admission`]: the body is read by
+//! [`super::body`], decoded, judged and encoded here (inline or on the evaluation pool), and
+//! what is counted and logged about the answer is [`super::record`]'s.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,24 +11,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::conn::{BudgetedBody, Reservation};
+use super::budget::{BudgetedBody, Reservation};
 use super::executor::Size;
-use super::metrics::{DowngradeLabels, MutationLabels, RequestLabels, ViolationLabels};
+use super::record::{record, record_mutation};
 use super::{AppState, MAX_REQUEST_TIME};
-use crate::admission::{self, RequestIn};
-use crate::engine::rules::{Action, RuleId};
-use crate::engine::verdict::{Skipped, Verdict};
-use crate::engine::workload::POD_KINDS;
-
-/// The `kind` label of a request: a static string (no allocation per request), and "other"
-/// for kinds the engine does not judge, so a client cannot grow the label set.
-fn kind_label(kind: &str) -> &'static str {
-    POD_KINDS
-        .iter()
-        .copied()
-        .find(|k| *k == kind)
-        .unwrap_or("other")
-}
+use crate::admission;
 
 #[derive(Debug, Deserialize)]
 pub struct ValidateQuery {
@@ -62,7 +50,8 @@ pub async fn mutate(
     serve(st, q, request, Endpoint::Mutate).await
 }
 
-/// The body is read here (within the memory budget and the request's deadline); decoding,
+/// The body is read here ([`super::body`]: within its share of the memory budget and the
+/// body deadline); decoding,
 /// judging (or mutating) and encoding run here too for a small body (bounded work, cheaper
 /// than two thread hand-offs), on the evaluation workers otherwise.
 async fn serve(
@@ -91,16 +80,11 @@ async fn answer(
         .unwrap_or(MAX_REQUEST_TIME)
         .min(MAX_REQUEST_TIME);
     let deadline = start + timeout;
-    let (bytes, reservation) = match read_body(request, st, timeout).await {
-        Ok(b) => b,
-        Err((reason, resp)) => {
-            // Load shedding is counted apart (volguard_shed_requests_total).
-            if reason != "overloaded" {
-                st.metrics.bad_request(reason);
-            }
-            return resp;
-        }
-    };
+    let (bytes, reservation) =
+        match super::body::read_body(request, st, timeout.min(st.body_timeout)).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
     if bytes.len() <= st.inline_evaluation_max_bytes {
         st.metrics.evaluations_inline.inc();
         return match evaluate(st, bytes, reservation, start, endpoint) {
@@ -217,7 +201,7 @@ fn evaluate(
 
 /// 503 with `Retry-After`, at once and without reading the body (and so, over HTTP/1.1,
 /// closing the connection).
-fn overloaded(why: &str) -> Response {
+pub(crate) fn overloaded(why: &str) -> Response {
     let mut res = plain(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("overloaded: {why}"),
@@ -227,44 +211,6 @@ fn overloaded(why: &str) -> Response {
     res.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     res
-}
-
-/// Counts a mutation and logs it when it added something (or `--log-allowed`).
-fn record_mutation(
-    st: &AppState,
-    req: &RequestIn,
-    mutation: &crate::engine::mutate::Mutation,
-    generation: u64,
-    elapsed: Duration,
-) {
-    let kind = &*req.kind.kind;
-    let kind_label = kind_label(kind);
-    let result = mutation.result();
-    st.metrics
-        .mutations
-        .get_or_create(&MutationLabels {
-            kind: kind_label,
-            result,
-        })
-        .inc();
-    st.metrics.latency.observe(elapsed.as_secs_f64());
-    if !mutation.additions.is_empty() || st.log_allowed {
-        let added: Vec<&str> = mutation.additions.iter().map(|a| a.path.as_str()).collect();
-        tracing::info!(
-            uid = &*req.uid,
-            kind,
-            namespace = req.namespace.as_deref().unwrap_or(""),
-            name = req.name.as_deref().unwrap_or(""),
-            operation = req.operation().as_str(),
-            dry_run = req.dry_run.unwrap_or(false),
-            result,
-            added = added.join(",").as_str(),
-            user = &*req.user_info.username,
-            policy_generation = generation,
-            latency_us = elapsed.as_micros() as u64,
-            "mutation"
-        );
-    }
 }
 
 /// `GET /metrics` (admin port): OpenMetrics when the scraper's `Accept` asks for it,
@@ -283,101 +229,7 @@ pub async fn metrics(State(st): State<AppState>, headers: header::HeaderMap) -> 
         .into_response()
 }
 
-/// Counts the decision and logs it when it has findings (or `--log-allowed`).
-fn record(st: &AppState, req: &RequestIn, verdict: &Verdict, generation: u64, elapsed: Duration) {
-    let kind = &*req.kind.kind;
-    let operation = req.operation().as_str();
-    let outcome = match verdict.skipped {
-        Some(Skipped::NotApplicable) => "skipped",
-        Some(Skipped::ExemptNamespace) => "exempt",
-        None => verdict.outcome(),
-    };
-    let kind_label = kind_label(kind);
-    st.metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            kind: kind_label,
-            operation,
-            verdict: outcome,
-        })
-        .inc();
-    // Counted per (rule, action) first: one metric update per pair, not per finding (a
-    // hostile Pod can carry 80k findings of one rule).
-    let mut counts: Vec<(RuleId, Action, u64)> = Vec::new();
-    for f in &verdict.findings {
-        match counts
-            .iter_mut()
-            .find(|(r, a, _)| *r == f.rule && *a == f.action)
-        {
-            Some((_, _, n)) => *n += 1,
-            None => counts.push((f.rule, f.action, 1)),
-        }
-    }
-    for &(rule, action, n) in &counts {
-        st.metrics
-            .violations
-            .get_or_create(&ViolationLabels {
-                rule: rule.name(),
-                action: action.as_str(),
-            })
-            .inc_by(n);
-    }
-    let waived = verdict.downgraded().count();
-    if waived > 0 {
-        st.metrics
-            .controller_downgrades
-            .get_or_create(&DowngradeLabels {
-                kind: kind_label,
-                origin: verdict.origin.as_str(),
-            })
-            .inc();
-    }
-    st.metrics.latency.observe(elapsed.as_secs_f64());
-    // Request-derived fields go in as `&str` (the text format writes them quoted and
-    // escaped), never with `%` (Display, raw): a uid with a newline cannot forge a line.
-    if !verdict.findings.is_empty() || st.log_allowed {
-        // Each rule once (with its count when it fired more than once), so the line stays
-        // short whatever the Pod holds; the findings themselves are in the response.
-        let mut rules: Vec<(RuleId, u64)> = Vec::new();
-        for &(rule, _, n) in &counts {
-            match rules.iter_mut().find(|(r, _)| *r == rule) {
-                Some((_, total)) => *total += n,
-                None => rules.push((rule, n)),
-            }
-        }
-        rules.sort_unstable();
-        let rules: Vec<String> = rules
-            .iter()
-            .map(|(r, n)| match n {
-                1 => r.name().to_owned(),
-                n => format!("{}x{n}", r.name()),
-            })
-            .collect();
-        tracing::info!(
-            uid = &*req.uid,
-            kind,
-            namespace = req.namespace.as_deref().unwrap_or(""),
-            name = req.name.as_deref().unwrap_or(""),
-            operation,
-            dry_run = req.dry_run.unwrap_or(false),
-            verdict = outcome,
-            denied = counts
-                .iter()
-                .filter(|(_, a, _)| *a == Action::Deny)
-                .map(|(_, _, n)| n)
-                .sum::<u64>(),
-            waived,
-            origin = verdict.origin.as_str(),
-            user = &*req.user_info.username,
-            rules = %rules.join(","),
-            policy_generation = generation,
-            latency_us = elapsed.as_micros() as u64,
-            "admission decision"
-        );
-    }
-}
-
-fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(crate) fn plain(status: StatusCode, msg: impl Into<String>) -> Response {
     let mut m = msg.into();
     m.push('\n');
     (
@@ -418,120 +270,6 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         rest = next;
     }
     Some(total)
-}
-
-/// Reads and discards what is left of an oversized body (bounded in bytes and time), so an
-/// HTTP/1.1 client that is still writing sees the 413 instead of a reset ("lingering close").
-async fn discard(mut body: Body) {
-    use http_body_util::BodyExt;
-    const MAX_DISCARD: usize = 64 * 1024 * 1024;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len());
-            if seen > MAX_DISCARD {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-fn too_large(limit: usize) -> Response {
-    plain(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!("request body larger than {limit} bytes (--max-body-bytes)"),
-    )
-}
-
-/// The whole body, within `--max-body-bytes`, the body memory budget and `deadline`, with
-/// its reservation; otherwise the reason label and the response to send.
-async fn read_body(
-    request: axum::extract::Request,
-    st: &AppState,
-    deadline: Duration,
-) -> Result<(Bytes, Reservation), (&'static str, Response)> {
-    use http_body_util::BodyExt;
-    let limit = st.max_body_bytes;
-    // Taking the request whole (not a HeaderMap extractor) avoids cloning the headers.
-    let (parts, mut body) = request.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    // hyper sends `100 Continue` when the body is first read: a client that asked for it
-    // gets the refusal instead, and sends no body at all.
-    let expects_continue = parts
-        .headers
-        .get(header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if declared.is_some_and(|n| n > limit as u64) {
-        let mut res = too_large(limit);
-        if expects_continue {
-            res.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        } else {
-            discard(body).await;
-        }
-        return Err(("too_large", res));
-    }
-    let mut reservation = st.budget.empty();
-    let declared = declared.map(|n| n as usize);
-    if let Some(n) = declared
-        && !reservation.grow(n)
-    {
-        st.metrics.shed("body_memory");
-        return Err(("overloaded", body_memory_full()));
-    }
-    let read = async {
-        let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| {
-                (
-                    "unreadable",
-                    plain(
-                        StatusCode::BAD_REQUEST,
-                        format!("could not read request body: {e}"),
-                    ),
-                )
-            })?;
-            let Ok(data) = frame.into_data() else {
-                continue;
-            };
-            let len = buf.len() + data.len();
-            if len > limit {
-                return Err(("too_large", too_large(limit)));
-            }
-            if len > reservation.bytes() {
-                // Without a Content-Length the buffer grows by doubling; what is reserved is
-                // its capacity, not just what has arrived.
-                let want = len.max(reservation.bytes() * 2).max(64 * 1024).min(limit);
-                if !reservation.grow(want - reservation.bytes()) {
-                    st.metrics.shed("body_memory");
-                    return Err(("overloaded", body_memory_full()));
-                }
-                buf.reserve_exact(want - buf.len());
-            }
-            buf.extend_from_slice(&data);
-        }
-        Ok(Bytes::from(buf))
-    };
-    match tokio::time::timeout(deadline, read).await {
-        Err(_) => Err((
-            "unreadable",
-            plain(
-                StatusCode::REQUEST_TIMEOUT,
-                "request body not received within the request timeout",
-            ),
-        )),
-        Ok(Ok(bytes)) => Ok((bytes, reservation)),
-        Ok(Err(e)) => Err(e),
-    }
-}
-
-fn body_memory_full() -> Response {
-    overloaded("request bodies in progress fill the memory budget (--body-memory-budget-bytes)")
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Liveness and readiness.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::State;
@@ -20,15 +21,19 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn check(&self, policies: &PolicyStore) -> Result<(), &'static str> {
+    pub fn check(&self, policies: &PolicyStore) -> Result<(), Cow<'static, str>> {
         if self.shutting_down.load(Ordering::Acquire) {
-            Err("shutting down")
+            Err("shutting down".into())
         } else if !self.tls_loaded.load(Ordering::Acquire) {
-            Err("TLS certificate not loaded")
+            Err("TLS certificate not loaded".into())
         } else if self.tls_expired.load(Ordering::Acquire) {
-            Err("TLS certificate expired")
+            Err("TLS certificate expired".into())
         } else if !policies.is_loaded() {
-            Err("policy not loaded yet")
+            // No last good policy yet: say why, when the source sent one that was refused.
+            Err(match policies.rejection() {
+                Some(e) => format!("policy invalid: {e}").into(),
+                None => "policy not loaded yet".into(),
+            })
         } else {
             Ok(())
         }

@@ -1,8 +1,9 @@
 //! The log sink of `volguard serve`: lines are appended to a bounded buffer under a short lock
 //! and written to stderr by one background thread, in batches.
 //!
-//! Why: a denied request logs one line, and a `write(2)` per line cost a denied 6 KB review
-//! ~4 µs of server CPU (a third more than the line's formatting) in the load benchmark.
+//! Why: a denied request logs one line, and a `write(2)` per line was a visible share of a
+//! denied review's server CPU (measured in bench/README.md, "Figures behind the code", which
+//! also weighs `tracing-appender`'s non-blocking writer against this sink).
 //! Batched, thousands of lines go out in one call. And a log pipe that stops draining (a
 //! container runtime that is not reading) used to block every request thread in `write(2)`;
 //! now it blocks only the writer thread, the buffer fills to its cap, and further lines are
@@ -149,8 +150,8 @@ impl LogSink {
     }
 }
 
-/// Bytes held at most; beyond, lines are dropped and counted. 1 MiB is a few thousand lines:
-/// several seconds of denials at full load.
+/// Bytes held at most; beyond, lines are dropped and counted. A few thousand decision lines:
+/// seconds of denials at full load, so a short stall of the log reader loses nothing.
 pub const DEFAULT_CAPACITY: usize = 1024 * 1024;
 
 fn writer_thread(sink: &LogSink) {

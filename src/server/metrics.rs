@@ -2,63 +2,21 @@
 //! the standard `process_*` metrics read from `/proc/self` at scrape time. Served as
 //! OpenMetrics or Prometheus text 0.0.4, whichever the scraper asks for.
 
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    pub kind: &'static str,
-    pub operation: &'static str,
-    pub verdict: &'static str,
-}
+mod format;
+mod labels;
+mod process;
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ViolationLabels {
-    pub rule: &'static str,
-    pub action: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DowngradeLabels {
-    pub kind: &'static str,
-    pub origin: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct MutationLabels {
-    pub kind: &'static str,
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ExecutorLabels {
-    pub executor: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabels {
-    pub reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PolicyLabels {
-    pub hash: String,
-    pub source: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct BuildLabels {
-    pub version: String,
-}
+pub use format::Format;
+pub use labels::*;
+use process::{LogDropsCollector, ProcessCollector};
+#[cfg(test)]
+use process::{proc_cpu_seconds, proc_max_fds, proc_open_fds, proc_start_time, proc_status_bytes};
 
 /// Every metric volguard exports.
 pub struct Metrics {
@@ -74,6 +32,13 @@ pub struct Metrics {
     pub cert_reloads: Family<ResultLabels, Counter>,
     pub policy_generation: Gauge,
     pub policy_info: Family<PolicyLabels, Gauge>,
+    /// When the policy source (a watched ConfigMap) last confirmed its policy is current,
+    /// Unix seconds; absent for a file or the embedded default.
+    pub policy_source_last_sync: Family<SourceLabels, Gauge>,
+    /// Failed syncs of the policy source, by class.
+    pub policy_source_errors: Family<ClassLabels, Counter>,
+    /// 1 for the class of the current failure; empty while in sync.
+    pub policy_source_failing: Family<ClassLabels, Gauge>,
     /// notAfter of the serving certificate in use, Unix seconds.
     pub cert_not_after: Gauge,
     /// Requests refused or dropped to protect the server, by reason.
@@ -86,45 +51,6 @@ pub struct Metrics {
     pub evaluations_pool: Counter,
     /// Bytes of request and response bodies held (set when /metrics is read).
     pub body_memory_bytes: Gauge,
-}
-
-/// The two text formats `/metrics` speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    OpenMetrics,
-    /// Prometheus text format 0.0.4.
-    Prometheus,
-}
-
-impl Format {
-    /// OpenMetrics when the `Accept` header lists `application/openmetrics-text` (with a
-    /// non-zero q), otherwise Prometheus text 0.0.4, which every scraper understands.
-    pub fn negotiate(accept: Option<&str>) -> Format {
-        let asks_openmetrics = accept.is_some_and(|a| {
-            a.split(',').any(|range| {
-                let mut parts = range.split(';').map(str::trim);
-                let media = parts.next().unwrap_or_default();
-                let q_zero = parts.any(|p| {
-                    p.strip_prefix("q=")
-                        .and_then(|q| q.parse::<f32>().ok())
-                        .is_some_and(|q| q <= 0.0)
-                });
-                media.eq_ignore_ascii_case("application/openmetrics-text") && !q_zero
-            })
-        });
-        if asks_openmetrics {
-            Format::OpenMetrics
-        } else {
-            Format::Prometheus
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            Format::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        }
-    }
 }
 
 /// Upper bounds of the admission latency histogram, in seconds: sub-millisecond resolution
@@ -141,82 +67,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Every family registered. `/metrics` shows a registry's metrics in the order they were
+    /// registered (then its collectors): the groups are called in that order.
     pub fn new() -> Self {
         let mut root = Registry::default();
         root.register_collector(Box::new(ProcessCollector::new()));
         let registry = root.sub_registry_with_prefix("volguard");
-        let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "admission_requests",
-            "Admission requests by kind, operation and verdict",
-            requests.clone(),
-        );
-        let violations = Family::<ViolationLabels, Counter>::default();
-        registry.register(
-            "violations",
-            "Violations reported, by rule and effective action",
-            violations.clone(),
-        );
-        let controller_downgrades = Family::<DowngradeLabels, Counter>::default();
-        registry.register(
-            "controller_downgrades",
-            "Objects admitted with warnings instead of denied because a trusted controller (origin=controller) or a node (origin=mirror) created them",
-            controller_downgrades.clone(),
-        );
-        let mutations = Family::<MutationLabels, Counter>::default();
-        registry.register(
-            "mutations",
-            "Requests to /mutate by kind and result: patched, unchanged, or why not considered",
-            mutations.clone(),
-        );
-        let latency = Histogram::new(LATENCY_BUCKETS);
-        registry.register(
-            "admission_duration_seconds",
-            "Time from request received to response ready, per admission request",
-            latency.clone(),
-        );
-        let bad_requests = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "bad_requests",
-            "Requests rejected before evaluation, by reason",
-            bad_requests.clone(),
-        );
-        let policy_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "policy_reloads",
-            "Policy loads by result (success, invalid, error)",
-            policy_reloads.clone(),
-        );
-        let cert_reloads = Family::<ResultLabels, Counter>::default();
-        registry.register(
-            "certificate_reloads",
-            "TLS certificate loads by result",
-            cert_reloads.clone(),
-        );
-        let policy_generation = Gauge::default();
-        registry.register(
-            "policy_generation",
-            "Generation of the policy in force (1 = first load)",
-            policy_generation.clone(),
-        );
-        let policy_info = Family::<PolicyLabels, Gauge>::default();
-        registry.register(
-            "policy_info",
-            "The policy in force: hash and source (value 1)",
-            policy_info.clone(),
-        );
-        let shed = Family::<ReasonLabels, Counter>::default();
-        registry.register(
-            "shed_requests",
-            "Requests refused or dropped under load (queue_full, body_memory, client_gone, deadline)",
-            shed.clone(),
-        );
-        let evaluations_queued = Gauge::default();
-        registry.register(
-            "evaluations_queued",
-            "Evaluations waiting for a worker",
-            evaluations_queued.clone(),
-        );
         // One counter per place, fetched once: no label lookup per request.
         let evaluations = Family::<ExecutorLabels, Counter>::default();
         let evaluations_inline = evaluations
@@ -225,17 +81,32 @@ impl Metrics {
         let evaluations_pool = evaluations
             .get_or_create(&ExecutorLabels { executor: "pool" })
             .clone();
-        registry.register(
-            "evaluations",
-            "Evaluations by where they ran: inline (on the connection's thread, bodies up to --inline-evaluation-max-bytes) or pool",
-            evaluations,
-        );
-        let body_memory_bytes = Gauge::default();
-        registry.register(
-            "body_memory_bytes",
-            "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
-            body_memory_bytes.clone(),
-        );
+        let mut m = Metrics {
+            // `root` once everything is registered in it.
+            registry: Registry::default(),
+            requests: Family::default(),
+            violations: Family::default(),
+            controller_downgrades: Family::default(),
+            mutations: Family::default(),
+            latency: Histogram::new(LATENCY_BUCKETS),
+            bad_requests: Family::default(),
+            policy_reloads: Family::default(),
+            cert_reloads: Family::default(),
+            policy_generation: Gauge::default(),
+            policy_info: Family::default(),
+            policy_source_last_sync: Family::default(),
+            policy_source_errors: Family::default(),
+            policy_source_failing: Family::default(),
+            cert_not_after: Gauge::default(),
+            shed: Family::default(),
+            evaluations_queued: Gauge::default(),
+            evaluations_inline,
+            evaluations_pool,
+            body_memory_bytes: Gauge::default(),
+        };
+        m.register_admission(registry);
+        m.register_reloads(registry);
+        m.register_load(registry, evaluations);
         registry.register_collector(Box::new(LogDropsCollector));
         let build = Family::<BuildLabels, Gauge>::default();
         build
@@ -244,31 +115,112 @@ impl Metrics {
             })
             .set(1);
         registry.register("build_info", "Build information (value 1)", build);
-        let cert_not_after = Gauge::default();
         registry.register(
             "certificate_not_after_seconds",
             "notAfter of the serving TLS certificate in use, in Unix seconds",
-            cert_not_after.clone(),
+            m.cert_not_after.clone(),
         );
-        Metrics {
-            registry: root,
-            requests,
-            violations,
-            controller_downgrades,
-            mutations,
-            latency,
-            bad_requests,
-            policy_reloads,
-            cert_reloads,
-            policy_generation,
-            policy_info,
-            cert_not_after,
-            shed,
-            evaluations_queued,
-            evaluations_inline,
-            evaluations_pool,
-            body_memory_bytes,
-        }
+        m.registry = root;
+        m
+    }
+
+    /// What the webhook answered: requests, violations, downgrades, mutations, latency and
+    /// requests rejected before evaluation.
+    fn register_admission(&self, registry: &mut Registry) {
+        registry.register(
+            "admission_requests",
+            "Admission requests by kind, operation and verdict",
+            self.requests.clone(),
+        );
+        registry.register(
+            "violations",
+            "Violations reported, by rule and effective action",
+            self.violations.clone(),
+        );
+        registry.register(
+            "controller_downgrades",
+            "Objects admitted with warnings instead of denied because a trusted controller (origin=controller) or a node (origin=mirror) created them",
+            self.controller_downgrades.clone(),
+        );
+        registry.register(
+            "mutations",
+            "Requests to /mutate by kind and result: patched, unchanged, or why not considered",
+            self.mutations.clone(),
+        );
+        registry.register(
+            "admission_duration_seconds",
+            "Time from request received to response ready, per admission request",
+            self.latency.clone(),
+        );
+        registry.register(
+            "bad_requests",
+            "Requests rejected before evaluation, by reason",
+            self.bad_requests.clone(),
+        );
+    }
+
+    /// Policy and certificate reloads, the policy in force and the policy source's sync.
+    fn register_reloads(&self, registry: &mut Registry) {
+        registry.register(
+            "policy_reloads",
+            "Policy loads by result (success, invalid, error)",
+            self.policy_reloads.clone(),
+        );
+        registry.register(
+            "certificate_reloads",
+            "TLS certificate loads by result",
+            self.cert_reloads.clone(),
+        );
+        registry.register(
+            "policy_generation",
+            "Generation of the policy in force (1 = first load)",
+            self.policy_generation.clone(),
+        );
+        registry.register(
+            "policy_info",
+            "The policy in force: hash and source (value 1)",
+            self.policy_info.clone(),
+        );
+        registry.register(
+            "policy_source_last_sync_timestamp_seconds",
+            "When the policy source (--policy-configmap) last confirmed its policy is current (a list, a watch opened, an event or bookmark), in Unix seconds",
+            self.policy_source_last_sync.clone(),
+        );
+        registry.register(
+            "policy_source_errors",
+            "Failed syncs of the policy source by class (unauthorized, forbidden, not_found, throttled, server, timeout, connect, tls, decode, other)",
+            self.policy_source_errors.clone(),
+        );
+        registry.register(
+            "policy_source_failing",
+            "1 for the class of the policy source's current failure; no series while in sync",
+            self.policy_source_failing.clone(),
+        );
+    }
+
+    /// Load and its protection: shed requests, the evaluation queue and executors, body
+    /// memory.
+    fn register_load(&self, registry: &mut Registry, evaluations: Family<ExecutorLabels, Counter>) {
+        registry.register(
+            "shed_requests",
+            "Requests refused or dropped under load (queue_full, body_memory, peer_limit, body_evicted, body_timeout, client_gone, deadline)",
+            self.shed.clone(),
+        );
+        registry.register(
+            "evaluations_queued",
+            "Evaluations waiting for a worker",
+            self.evaluations_queued.clone(),
+        );
+        registry.register(
+            "evaluations",
+            "Evaluations by where they ran: inline (on the connection's thread, bodies up to --inline-evaluation-max-bytes) or pool",
+            evaluations,
+        );
+        registry.register(
+            "body_memory_bytes",
+            "Bytes of request and response bodies held (bounded by --body-memory-budget-bytes)",
+            self.body_memory_bytes.clone(),
+        );
     }
 
     /// The OpenMetrics text.
@@ -332,169 +284,27 @@ impl crate::source::PolicyObserver for Metrics {
     fn rejected(&self) {
         self.reload("invalid");
     }
-}
 
-/// `process_*` metrics as the Prometheus client libraries export them, read from `/proc/self`
-/// on each scrape (nothing is exported where `/proc` is missing). CPU time is in clock ticks
-/// of 100 Hz (`USER_HZ`), the value Linux exposes to user space on every architecture
-/// (prometheus/procfs assumes the same).
-#[derive(Debug)]
-struct ProcessCollector {
-    /// Start time, Unix seconds (from /proc, else the time the collector was made).
-    start_time: f64,
-}
-
-const USER_HZ: f64 = 100.0;
-
-impl ProcessCollector {
-    fn new() -> Self {
-        let fallback = std::time::SystemTime::now()
+    fn synced(&self, source: &str) {
+        let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        ProcessCollector {
-            start_time: proc_start_time().unwrap_or(fallback),
-        }
+            .map_or(0, |d| d.as_secs() as i64);
+        self.policy_source_last_sync
+            .get_or_create(&SourceLabels {
+                source: source.to_owned(),
+            })
+            .set(now);
+        self.policy_source_failing.clear();
     }
-}
 
-/// The fields of `/proc/self/stat` after the command name: `[0]` is field 3 (state).
-fn proc_stat_fields() -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) is in parentheses and may contain spaces.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    Some(rest.split_whitespace().map(str::to_owned).collect())
-}
-
-/// starttime (field 22, ticks after boot) + btime of /proc/stat.
-fn proc_start_time() -> Option<f64> {
-    let fields = proc_stat_fields()?;
-    let ticks: f64 = fields.get(22 - 3)?.parse().ok()?;
-    let boot: f64 = std::fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(boot + ticks / USER_HZ)
-}
-
-/// utime + stime (fields 14 and 15), in seconds.
-fn proc_cpu_seconds() -> Option<f64> {
-    let fields = proc_stat_fields()?;
-    let utime: f64 = fields.get(14 - 3)?.parse().ok()?;
-    let stime: f64 = fields.get(15 - 3)?.parse().ok()?;
-    Some((utime + stime) / USER_HZ)
-}
-
-/// A `kB` line of /proc/self/status (VmRSS, VmSize), in bytes.
-fn proc_status_bytes(status: &str, key: &str) -> Option<i64> {
-    let line = status.lines().find_map(|l| l.strip_prefix(key))?;
-    let kb: i64 = line
-        .trim_start_matches(':')
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-/// The soft limit on open files, from /proc/self/limits.
-fn proc_max_fds() -> Option<i64> {
-    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
-    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
-    line["Max open files".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn proc_open_fds() -> Option<i64> {
-    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as i64)
-}
-
-impl prometheus_client::collector::Collector for ProcessCollector {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::metrics::counter::ConstCounter;
-        use prometheus_client::metrics::gauge::ConstGauge;
-        if let Some(cpu) = proc_cpu_seconds() {
-            encode_const(
-                &mut encoder,
-                "process_cpu_seconds",
-                "Total user and system CPU time spent in seconds",
-                &ConstCounter::new(cpu),
-            )?;
-        }
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let gauges = [
-            (
-                "process_resident_memory_bytes",
-                "Resident memory size in bytes",
-                proc_status_bytes(&status, "VmRSS"),
-            ),
-            (
-                "process_virtual_memory_bytes",
-                "Virtual memory size in bytes",
-                proc_status_bytes(&status, "VmSize"),
-            ),
-            (
-                "process_open_fds",
-                "Number of open file descriptors",
-                proc_open_fds(),
-            ),
-            (
-                "process_max_fds",
-                "Maximum number of open file descriptors",
-                proc_max_fds(),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            if let Some(v) = value {
-                encode_const(&mut encoder, name, help, &ConstGauge::new(v))?;
-            }
-        }
-        encode_const(
-            &mut encoder,
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds",
-            &ConstGauge::new(self.start_time),
-        )
-    }
-}
-
-/// One metric read at scrape time (a `ConstCounter` or `ConstGauge`), without labels.
-fn encode_const(
-    encoder: &mut prometheus_client::encoding::DescriptorEncoder,
-    name: &str,
-    help: &str,
-    metric: &impl prometheus_client::encoding::EncodeMetric,
-) -> Result<(), std::fmt::Error> {
-    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
-}
-
-/// `volguard_log_lines_dropped_total`: the log sink's own count
-/// ([`super::log::DROPPED_LINES`]), read at scrape time like the process metrics.
-#[derive(Debug)]
-struct LogDropsCollector;
-
-impl prometheus_client::collector::Collector for LogDropsCollector {
-    fn encode(
-        &self,
-        mut encoder: prometheus_client::encoding::DescriptorEncoder,
-    ) -> Result<(), std::fmt::Error> {
-        use prometheus_client::metrics::counter::ConstCounter;
-        let dropped = super::log::DROPPED_LINES.load(std::sync::atomic::Ordering::Relaxed);
-        encode_const(
-            &mut encoder,
-            "log_lines_dropped",
-            "Log lines dropped because the log output did not keep up (its buffer was full)",
-            &ConstCounter::new(dropped),
-        )
+    fn sync_failed(&self, class: &'static str) {
+        self.policy_source_errors
+            .get_or_create(&ClassLabels { class })
+            .inc();
+        self.policy_source_failing.clear();
+        self.policy_source_failing
+            .get_or_create(&ClassLabels { class })
+            .set(1);
     }
 }
 

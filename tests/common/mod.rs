@@ -20,6 +20,14 @@ use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+/// The binary under test: `$VOLGUARD_TEST_BIN` if set, else the one cargo built. With a
+/// CARGO_TARGET_DIR shared between checkouts, `target/debug/volguard` is whichever checkout
+/// built last; copying it right after your own build and pointing this variable at the copy
+/// keeps another checkout's build from swapping it under a running test.
+pub fn volguard_bin() -> std::ffi::OsString {
+    std::env::var_os("VOLGUARD_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_volguard").into())
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -47,7 +55,7 @@ impl Server {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().unwrap();
         let dev = dir.path().join("dev");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_volguard"));
+        let mut cmd = Command::new(volguard_bin());
         cmd.arg("serve")
             .args([
                 "--listen",
