@@ -16,7 +16,6 @@ import os
 import shutil
 import signal
 import ssl
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,8 +25,6 @@ import uuid
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-
-FIXED_UID = [False]  # the prototype answers a fixed uid
 
 
 class Tally:
@@ -77,7 +74,7 @@ def client(cid, port, ctx, prefix, suffix, keepalive, tally, stop, sigterm_at):
                 tally.add(f"lost_http_{resp.status}", f"HTTP {resp.status} {data[:100]!r}")
             else:
                 review = json.loads(data)
-                if review.get("response", {}).get("uid") != uid and not FIXED_UID[0]:
+                if review.get("response", {}).get("uid") != uid:
                     tally.add("lost_wrong_uid", f"uid mismatch {review.get('response', {}).get('uid')} != {uid}")
                 else:
                     tally.add(f"ok_{after}")
@@ -99,19 +96,7 @@ def client(cid, port, ctx, prefix, suffix, keepalive, tally, stop, sigterm_at):
 
 
 def one_round(a, rnd, tmp, prefix, suffix, cafile_holder):
-    if a.server == "volguard":
-        vg = common.start_volguard(tmp, log_name=f"volguard-{rnd}.log", drain_delay=a.drain_delay, shutdown_timeout=10)
-    else:
-        # The shutdown-sequence prototype in bench/baseline/src/bin/drain-prototype.rs.
-        port = common.free_port()
-        certs = os.path.join(tmp, "certs")
-        if not os.path.exists(os.path.join(certs, "tls.crt")):
-            subprocess.run([common.VOLGUARD, "certs", "--out", certs], check=True, capture_output=True)
-        vg = common.Server([common.DRAIN_PROTOTYPE, "--listen", f"127.0.0.1:{port}", "--tls-cert",
-                            os.path.join(certs, "tls.crt"), "--tls-key", os.path.join(certs, "tls.key"),
-                            "--drain-delay", str(a.drain_delay)], os.path.join(tmp, f"prototype-{rnd}.log"), port,
-                           None, "drain-prototype")
-        vg.wait_ready()
+    vg = common.start_volguard(tmp, log_name=f"volguard-{rnd}.log", drain_delay=a.drain_delay, shutdown_timeout=10)
     ctx = common.tls_context(os.path.join(tmp, "certs", "ca.crt"))
     tally = Tally()
     stop = threading.Event()
@@ -144,8 +129,6 @@ def main():
     ap.add_argument("--warmup", type=float, default=2.0, help="seconds of load before SIGTERM")
     ap.add_argument("--drain-delay", type=float, default=1.0)
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--server", choices=["volguard", "drain-prototype"], default="volguard",
-                    help="drain-prototype: bench/baseline's shutdown-sequence prototype (no engine)")
     a = ap.parse_args()
     faulthandler.register(signal.SIGUSR1)
     common.need(common.VOLGUARD, "cargo build --release --locked")
@@ -156,10 +139,7 @@ def main():
     prefix, suffix = raw[:i], raw[raw.index(b'"', i):]
     failures = []
     total = {}
-    if a.server != "volguard":
-        FIXED_UID[0] = True
-        common.need(common.DRAIN_PROTOTYPE, "cargo build --release --manifest-path bench/baseline/Cargo.toml")
-    print(f"chaos ({a.server}): {a.rounds} rounds, {a.clients} clients, SIGTERM after {a.warmup:g} s, drain delay {a.drain_delay:g} s")
+    print(f"chaos: {a.rounds} rounds, {a.clients} clients, SIGTERM after {a.warmup:g} s, drain delay {a.drain_delay:g} s")
     for rnd in range(1, a.rounds + 1):
         tally, rc, exited = one_round(a, rnd, tmp, prefix, suffix, None)
         c = tally.c

@@ -16,7 +16,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # musl binary the container image ships, so the soak and attack runs test that exact file).
 VOLGUARD = os.path.abspath(os.environ.get("VOLGUARD_BIN") or os.path.join(ROOT, "target", "release", "volguard"))
 BASELINE = os.path.join(ROOT, "bench", "baseline", "target", "release", "volguard-baseline")
-DRAIN_PROTOTYPE = os.path.join(ROOT, "bench", "baseline", "target", "release", "drain-prototype")
 
 
 _children = []

@@ -51,8 +51,10 @@ def hpack_literal(headers):
 
 
 class H2Conn:
-    def __init__(self, port, ctx, initial_window=65535, auto_window=False, host="127.0.0.1", timeout=10):
-        self.raw = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, ctx, initial_window=65535, auto_window=False, host="127.0.0.1", timeout=10,
+                 source=None):
+        self.raw = socket.create_connection((host, port), timeout=timeout,
+                                            source_address=(source, 0) if source else None)
         self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="localhost")
         self.tls_lock = threading.Lock()  # every call into self.tls and its BIOs
