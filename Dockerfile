@@ -1,10 +1,10 @@
-# syntax=docker/dockerfile:1
+# syntax=docker.io/docker/dockerfile:1
 #
 # volguard: one static (musl) binary on an empty base image, user 65532:65532.
 #
 # Two ways to build the same image:
 #
-# 1. With a registry (docker/podman/buildah pull rust:*-bookworm), everything in here:
+# 1. With a registry (docker/podman/buildah pull docker.io/library/rust:*-bookworm), everything in here:
 #      docker build -t volguard:dev .
 #    Multi-arch: docker buildx build --platform linux/amd64,linux/arm64 .
 #    (each platform compiles natively, arm64 under QEMU on an amd64 host).
@@ -22,7 +22,8 @@
 ARG RUST_VERSION=1.95
 
 # ---- builder: compiles the binary (needs a registry) -------------------------------
-FROM rust:${RUST_VERSION}-bookworm AS builder
+# Fully qualified: podman and buildah refuse a short name without a registries.conf.
+FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
 # Set by BuildKit / buildah per platform; keeps each architecture's target/ apart.
 ARG TARGETARCH
 # 1: profile-guided build (default); 0: plain release build.

@@ -12,7 +12,7 @@
 #   5. smoke-tests it over real TLS (python ssl, verifying against the generated CA):
 #      the README's example Pod is denied, the fixed one allowed; /livez, /readyz and
 #      /metrics answer on the admin port,
-#   6. runs the README's `docker run` line as written, with podman standing in for docker.
+#   6. runs the `docker run` line of docs/container-image.md as written, with podman standing in for docker.
 # Run from anywhere, as root (CI runs as root); exits non-zero when anything fails.
 set -euo pipefail
 
@@ -162,23 +162,23 @@ step "container process: uid $uid, CapEff $caps, read-only rootfs $ro, RSS $((rs
   { echo "container does not run as uid 65532 with a read-only rootfs and no capabilities" >&2; exit 1; }
 "${PODMAN[@]}" rm -f -t 0 "$name" >/dev/null
 
-# --- the README's `docker run` line, as written -------------------------------------
+# --- docs/container-image.md's `docker run` line, as written -------------------------------------
 # `docker` is podman (global options come from CONTAINERS_CONF); the image gets the
-# README's name; certs/dev is what `cargo run -- serve` would have written.
-line=$(grep -m1 '^docker run ' "$ROOT/README.md")
-[[ -n $line ]] || { echo "README.md has no 'docker run' line" >&2; exit 1; }
-tag=$(grep -m1 -o 'docker build -t [^ ]*' "$ROOT/README.md" | awk '{print $4}')
+# name docs/container-image.md builds; certs/dev is what `cargo run -- serve` would have written.
+line=$(grep -m1 '^docker run ' "$ROOT/docs/container-image.md")
+[[ -n $line ]] || { echo "docs/container-image.md has no 'docker run' line" >&2; exit 1; }
+tag=$(grep -m1 -o 'docker build -t [^ ]*' "$ROOT/docs/container-image.md" | awk '{print $4}')
 "${PODMAN[@]}" tag "$IMAGE" "$tag"
-readme_cmd=$(sed -n '/^docker run /,/[^\\]$/p' "$ROOT/README.md" | sed 's/^docker run /run -d --name '"$name"'-readme /')
+readme_cmd=$(sed -n '/^docker run /,/[^\\]$/p' "$ROOT/docs/container-image.md" | sed 's/^docker run /run -d --name '"$name"'-readme /')
 mkdir -p "$WORK/readme/certs"
 cp -r "$WORK/certs" "$WORK/readme/certs/dev" # as written by a non-root user: key 0600
 chmod 0600 "$WORK/readme/certs/dev/tls.key"
 port_taken() { python3 -c 'import socket, sys; s = socket.socket(); sys.exit(s.connect_ex(("127.0.0.1", int(sys.argv[1]))) != 0)' "$1"; }
 if port_taken 8443 || port_taken 8080; then
-  step "README docker run line: skipped, port 8443 or 8080 is taken on this machine"
+  step "docs/container-image.md docker run line: skipped, port 8443 or 8080 is taken on this machine"
 else
-  step "README docker run line, with podman for docker:"
-  sed -n '/^docker run /,/[^\\]$/p' "$ROOT/README.md"
+  step "docs/container-image.md docker run line, with podman for docker:"
+  sed -n '/^docker run /,/[^\\]$/p' "$ROOT/docs/container-image.md"
   CONTAINERS+=("$name-readme")
   (cd "$WORK/readme" && eval "podman $readme_cmd" >/dev/null)
   if ! smoke 8443 8080 "$WORK/certs/ca.crt" "$name-readme"; then

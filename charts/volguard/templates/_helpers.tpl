@@ -82,6 +82,15 @@ Name of the Secret holding the serving certificate (tls.crt, tls.key).
 {{/*
 Name of the cert-manager serving Certificate (certManager mode).
 */}}
+{{/*
+IP SANs the serving certificate must cover: the host of webhook.url when it is an address.
+*/}}
+{{- define "volguard.ipAddresses" -}}
+{{- $ips := list -}}
+{{- with .Values.webhook.url }}{{ $host := (urlParse .).hostname }}{{ if regexMatch "^[0-9.]+$|:" $host }}{{ $ips = append $ips $host }}{{ end }}{{ end -}}
+{{- $ips | toJson }}
+{{- end }}
+
 {{- define "volguard.certificateName" -}}
 {{- printf "%s-tls" (include "volguard.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -92,7 +101,9 @@ DNS names the serving certificate must cover.
 {{- define "volguard.dnsNames" -}}
 {{- $svc := include "volguard.fullname" . -}}
 {{- $ns := .Release.Namespace -}}
-{{- list (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) | toJson }}
+{{- $names := list (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) -}}
+{{- with .Values.webhook.url }}{{ $host := (urlParse .).hostname }}{{ if not (regexMatch "^[0-9.]+$|:" $host) }}{{ $names = append $names $host }}{{ end }}{{ end -}}
+{{- $names | toJson }}
 {{- end }}
 
 {{/*
@@ -194,6 +205,50 @@ app.kubernetes.io/component: audit
 {{- end }}
 
 {{/*
+Labels of the pre-install/pre-upgrade policy check: like the audit's, never the
+webhook's selector labels.
+*/}}
+{{- define "volguard.policyCheckLabels" -}}
+helm.sh/chart: {{ include "volguard.chart" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- if .Chart.AppVersion }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: policy-check
+{{- end }}
+
+{{/*
+The policy document (ConfigMap key policy.yaml): the policy ConfigMap and the
+pre-install/pre-upgrade check render the same text.
+*/}}
+{{- define "volguard.policyYaml" -}}
+{{- toYaml (.Values.policy | default dict) }}
+{{- end }}
+
+{{/*
+The policy's mode as the server reads it: policy.mode, or the embedded default
+(enforce) when the policy leaves it out.
+*/}}
+{{- define "volguard.policyMode" -}}
+{{- dig "mode" "enforce" (.Values.policy | default dict) -}}
+{{- end }}
+
+{{/*
+webhook.failurePolicy, or when it is empty: Fail in enforce mode, Ignore otherwise (a
+warn or audit policy denies nothing, so an unavailable webhook must not either).
+*/}}
+{{- define "volguard.failurePolicy" -}}
+{{- if .Values.webhook.failurePolicy -}}
+{{- .Values.webhook.failurePolicy -}}
+{{- else if eq (include "volguard.policyMode" .) "enforce" -}}
+Fail
+{{- else -}}
+Ignore
+{{- end -}}
+{{- end }}
+
+{{/*
 What the validating and the mutating webhook share (everything but name and rules):
 client config (service, path, caBundle), failurePolicy, timeout, selectors, conditions.
 Arguments: dict "root" . "caBundle" <base64 CA or ""> "path" "/validate"|"/mutate".
@@ -203,15 +258,19 @@ Arguments: dict "root" . "caBundle" <base64 CA or ""> "path" "/validate"|"/mutat
 {{- $caBundle := .caBundle }}
 admissionReviewVersions: ["v1"]
 sideEffects: None
-failurePolicy: {{ $root.Values.webhook.failurePolicy }}
+failurePolicy: {{ include "volguard.failurePolicy" $root }}
 matchPolicy: {{ $root.Values.webhook.matchPolicy }}
 timeoutSeconds: {{ $root.Values.webhook.timeoutSeconds }}
 clientConfig:
+  {{- with $root.Values.webhook.url }}
+  url: {{ printf "%s%s" . $.path | quote }}
+  {{- else }}
   service:
     name: {{ include "volguard.fullname" $root }}
     namespace: {{ $root.Release.Namespace }}
     path: {{ .path }}
     port: {{ $root.Values.service.port }}
+  {{- end }}
   {{- if $caBundle }}
   caBundle: {{ $caBundle }}
   {{- end }}

@@ -118,6 +118,106 @@ def policy_yaml(docs):
     return cms[0]["data"]["policy.yaml"]
 
 
+HOOK_JOB = f"{FULLNAME}-policy-check"
+NOT_HOOKS = {"Deployment", "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "Service",
+             "Secret", "Role", "RoleBinding", "ServiceAccount", "PodDisruptionBudget"}
+
+
+def policy_check(docs):
+    """What the cluster does with the pre-install/pre-upgrade hook of `docs`, before any
+    other object of the release is applied: the Job runs the image's binary with its args
+    on the hook ConfigMap mounted at its mountPath. Runs VOLGUARD_BIN the same way, on the
+    same text, and returns (exit code, what `kubectl logs job/...` prints)."""
+    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook")
+             not in (None, "test")]
+    job = one(hooks, "Job")
+    cm = one(hooks, "ConfigMap")
+    for d in (job, cm):
+        ann = d["metadata"]["annotations"]
+        assert ann["helm.sh/hook"] == "pre-install,pre-upgrade", ann
+        assert "before-hook-creation" in ann["helm.sh/hook-delete-policy"], ann
+    # The ConfigMap exists before the Job starts (lower weight: created first).
+    assert int(cm["metadata"]["annotations"]["helm.sh/hook-weight"]) < \
+        int(job["metadata"]["annotations"]["helm.sh/hook-weight"])
+    # Everything that can block or serve is a plain release object: Helm applies it only
+    # after every pre-install/pre-upgrade hook has succeeded.
+    for d in docs:
+        if d["kind"] in NOT_HOOKS or (d["kind"] == "ConfigMap" and d["metadata"]["name"] == POLICY_CM):
+            assert "helm.sh/hook" not in (d["metadata"].get("annotations") or {}), d["kind"]
+    assert job["metadata"]["name"] == HOOK_JOB and job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["image"] == one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
+    (mount,) = c["volumeMounts"]
+    (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert vol["configMap"]["name"] == cm["metadata"]["name"]
+    # The hook checks exactly what the policy ConfigMap will hold.
+    assert cm["data"]["policy.yaml"] == policy_yaml(docs)
+    binary = volguard_bin()
+    assert os.access(binary, os.X_OK), f"volguard binary {binary} not found"
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, text in cm["data"].items():
+            with open(os.path.join(tmp, key), "w") as f:
+                f.write(text)
+        args = [a.replace(mount["mountPath"], tmp) for a in c["args"]]
+        p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=60)
+        logs = (p.stdout + p.stderr).replace(tmp, mount["mountPath"])
+    return p.returncode, logs
+
+
+def policy_check_refuses(*args, values=None, expect):
+    """The chart renders (nothing of the release is applied yet), and the pre-install hook
+    refuses the policy with the binary's own message. Returns that message."""
+    docs = render(*args, values=values)
+    code, logs = policy_check(docs)
+    assert code == 2, f"the policy check accepted {args} {values or ''}: {logs}"
+    assert expect in logs, f"the policy check's message does not say {expect!r}: {logs}"
+    assert logs.startswith(f"error: /etc/volguard/policy/policy.yaml: "), logs
+    assert len(logs.strip().splitlines()) == 1, f"not one line: {logs}"
+    return logs
+
+
+DEEP = "policy:\n  rules:\n    emptydir-size-limit-max:\n" + "".join(
+    "      " + "  " * i + "a:\n" for i in range(70)) + "      " + "  " * 70 + "b: 1\n"
+
+
+def test_policy_the_binary_refuses_never_reaches_a_release():
+    # Every class of policy volguard refuses passes `helm template` (the chart does not
+    # second-guess the binary), and the pre-install/pre-upgrade hook, which runs before the
+    # Deployment, the webhook configurations or the policy ConfigMap are applied, refuses
+    # it with the binary's message. Printed with -v, as `kubectl logs` would show it.
+    cases = [
+        ("bad quantity", ["--set-string", "policy.rules.emptydir-size-limit-max.maxDisk=10XB"], None,
+         'rules.emptydir-size-limit-max.maxDisk: "10XB" is not a valid quantity'),
+        ("default above the maximum", ["--set-string", "policy.defaults.emptyDir.diskSizeLimit=30Gi"], None,
+         "defaults.emptyDir.diskSizeLimit"),
+        ("default above a namespace override's maximum", [], "policy:\n  defaults: {emptyDir: {diskSizeLimit: 5Gi}}\n"
+         "  namespaceOverrides:\n  - namespaces: [small-*]\n    rules:\n      emptydir-size-limit-max: {maxDisk: 1Gi}\n",
+         "defaults.emptyDir.diskSizeLimit"),
+        ("unknown rule", ["--set", "policy.rules.no-such-rule.action=deny"], None,
+         "rules.no-such-rule: unknown rule"),
+        ("nested too deep", [], DEEP, "nested deeper than 64 levels"),
+        ("unknown key", ["--set", "policy.modee=warn"], None, "modee: unknown key"),
+        ("bad mode", ["--set", "policy.mode=strict"], None, "mode"),
+        ("bad action", ["--set", "policy.rules.volume-unused.action=block"], None, "rules.volume-unused.action"),
+        ("another rule's option", ["--set", "policy.rules.volume-unused.maxDisk=1Gi"], None,
+         "rules.volume-unused.maxDisk"),
+        ("bad glob", ["--set", "policy.exemptNamespaces[0]=a[b"], None, 'invalid glob "a[b"'),
+        ("not a mapping", [], "policy:\n  rules: [a, b]\n", "rules"),
+    ]
+    for name, args, values, expect in cases:
+        logs = policy_check_refuses(*args, values=values, expect=expect)
+        if "-v" in sys.argv:
+            print(f"     {name}: {logs.strip()[:160]}")
+    # The default policy and a valid override pass the same check.
+    assert policy_check(render()) == (0, policy_check(render())[1])
+    code, logs = policy_check(render("--set", "policy.mode=enforce"))
+    assert code == 0 and "valid (mode enforce" in logs, logs
+    # Disabled: no hook at all (volguard outside the cluster, webhook.url).
+    docs = render("--set", "policyCheck.enabled=false")
+    assert not [d for d in docs if d["metadata"]["name"].endswith("-policy-check")]
+
+
 def _policy_validate(binary, text):
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         f.write(text)
@@ -168,6 +268,8 @@ def test_default_renders_expected_kinds():
     assert kinds == sorted([
         "ConfigMap", "Deployment", "Pod", "PodDisruptionBudget", "Role", "RoleBinding", "Secret",
         "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+        # the pre-install/pre-upgrade policy check
+        "ConfigMap", "Job",
     ]), kinds
     pod = one(docs, "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test", "the only Pod is the helm test"
@@ -221,8 +323,28 @@ webhook:
     assert sel["matchLabels"] == {"team": "a"}
 
 
+def test_first_install_blocks_nothing_and_enforce_is_one_set_away():
+    # No --set but the image: warn mode, and failurePolicy Ignore, so neither a finding
+    # nor an unavailable webhook (image not pullable, crash loop) blocks a deploy.
+    docs = render()
+    assert yaml.safe_load(policy_yaml(docs))["mode"] == "warn"
+    _, wh = webhook(docs)
+    assert wh["failurePolicy"] == "Ignore"
+    # One --set: enforce, and failurePolicy follows to Fail.
+    docs = render("--set", "policy.mode=enforce")
+    assert yaml.safe_load(policy_yaml(docs))["mode"] == "enforce"
+    assert webhook(docs)[1]["failurePolicy"] == "Fail"
+    # audit blocks nothing either; an explicit failurePolicy wins in every mode;
+    # a policy without a mode is the embedded default's enforce.
+    assert webhook(render("--set", "policy.mode=audit"))[1]["failurePolicy"] == "Ignore"
+    assert webhook(render("--set", "webhook.failurePolicy=Fail"))[1]["failurePolicy"] == "Fail"
+    assert webhook(render("--set", "policy.mode=enforce", "--set", "webhook.failurePolicy=Ignore"))[1][
+        "failurePolicy"] == "Ignore"
+    assert webhook(render(values="policy: null\n"))[1]["failurePolicy"] == "Fail"
+
+
 def test_webhook_settings_and_rules():
-    vwc, wh = webhook(render())
+    vwc, wh = webhook(render("--set", "policy.mode=enforce"))
     assert wh["failurePolicy"] == "Fail"
     assert wh["timeoutSeconds"] == 3
     assert wh["sideEffects"] == "None"
@@ -345,9 +467,11 @@ def test_mutating_webhook_options_and_cert_manager():
         "jobs", "cronjobs", "replicationcontrollers", "podtemplates"])
     render_fails(values=MUTATING_VALUES + f"webhook:\n  resources: {{{only_ephemeral}}}\n",
                  expect="mutating.enabled")
-    # policy.defaults is checked by the schema like the rest of the policy.
-    render_fails("--set", "policy.defaults.emptyDir.diskSize=1Gi", expect="diskSize")
-    render_fails("--set", "policy.defaults.emptyDir.diskSizeLimit=lots", expect="diskSizeLimit")
+    # policy.defaults is checked by the binary like the rest of the policy.
+    policy_check_refuses("--set", "policy.defaults.emptyDir.diskSize=1Gi",
+                         expect="defaults.emptyDir.diskSize: unknown key")
+    policy_check_refuses("--set", "policy.defaults.emptyDir.diskSizeLimit=lots",
+                         expect='defaults.emptyDir.diskSizeLimit: "lots" is not a valid quantity')
 
 
 def test_policy_defaults_above_the_maximum_rejected_by_volguard():
@@ -374,14 +498,10 @@ def test_schema_enums_and_types():
     render_fails("--set", "webhook.failurePolicy=Sometimes", expect="failurePolicy")
     render_fails("--set", "certs.mode=selfMade", expect="mode")
     render_fails("--set", "policySource=etcd", expect="policySource")
-    render_fails("--set", "policy.mode=strict", expect="mode")
     render_fails("--set", "replicaCount=0", expect="replicaCount")
     render_fails("--set", "replicaCount=1.5", expect="replicaCount")
     render_fails("--set", "unknownTopLevelKey=1", expect="unknownTopLevelKey")
-    render_fails("--set", "policy.rules.no-such-rule.action=deny", expect="no-such-rule")
-    render_fails("--set", "policy.rules.volume-unused.action=block", expect="action")
-    render_fails("--set", "policy.rules.volume-unused.bogusOption=1", expect="bogusOption")
-    render_fails("--set", "policy.rules.emptydir-size-limit-max.maxDisk=lots", expect="maxDisk")
+    render_fails("--set", "policyCheck.enable=false", expect="enable")
 
 
 def test_unquoted_off_means_off():
@@ -389,13 +509,12 @@ def test_unquoted_off_means_off():
     # `volguard policy schema`) accepts it because the server reads `false` as off; the
     # rendered ConfigMap must then validate and switch the rule off.
     docs = render(values="policy:\n  rules:\n    volume-unused: {action: off}\n")
-    cm = [d for d in docs if d["kind"] == "ConfigMap" and "policy.yaml" in d.get("data", {})]
-    assert len(cm) == 1, [d["kind"] for d in docs]
-    text = cm[0]["data"]["policy.yaml"]
+    text = policy_yaml(docs)
     assert "volume-unused" in text and "false" in text, text
     run_policy_validate(text)
     # Anything else that is not an action is still refused at install time.
-    render_fails(values="policy:\n  rules:\n    volume-unused: {action: block}\n", expect="action")
+    policy_check_refuses(values="policy:\n  rules:\n    volume-unused: {action: block}\n",
+                         expect="rules.volume-unused.action")
 
 
 def test_pdb_default_min_available_one():
@@ -450,7 +569,7 @@ def test_deployment_shape():
     assert args[0] == "serve"
     for a in ["--listen=0.0.0.0:8443", "--admin-listen=0.0.0.0:8080",
               "--tls-cert=/etc/volguard/tls/tls.crt", "--tls-key=/etc/volguard/tls/tls.key",
-              "--max-body-bytes=8388608", "--drain-delay=5", "--shutdown-timeout=20"]:
+              "--max-body-bytes=8388608", "--body-timeout=3", "--drain-delay=5", "--shutdown-timeout=20"]:
         assert a in args, (a, args)
     mounts = {m["name"]: m for m in c["volumeMounts"]}
     assert mounts["tls"]["mountPath"] == "/etc/volguard/tls" and mounts["tls"]["readOnly"] is True
@@ -631,7 +750,7 @@ def test_policy_configmap_and_preserve():
     cm = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == POLICY_CM][0]
     assert "helm.sh/resource-policy" not in (cm["metadata"].get("annotations") or {})
     policy = yaml.safe_load(cm["data"]["policy.yaml"])
-    assert policy["mode"] == "enforce"
+    assert policy["mode"] == "warn"
     assert "kube-system" in policy["exemptNamespaces"]
     cm2 = [d for d in by_kind(render("--set", "preservePolicy=true"), "ConfigMap")
            if d["metadata"]["name"] == POLICY_CM][0]
@@ -656,6 +775,26 @@ def test_helm_certs_secret_and_ca_bundle():
     assert tls["secret"]["secretName"] == sec["metadata"]["name"]
     vwc, _ = webhook(docs)
     assert "cert-manager.io/inject-ca-from" not in (vwc["metadata"].get("annotations") or {})
+
+
+def test_url_client_config_for_an_out_of_cluster_process():
+    # webhook.url: both webhooks call the URL (path appended) with the Secret's CA, and the
+    # helm-generated certificate covers the URL's host: an IP SAN for an address, a DNS SAN
+    # for a name (the apiserver verifies the URL's host, not the Service name).
+    docs = render("--set", "certs.mode=helm", "--set", "mutating.enabled=true",
+                  "--set", "webhook.url=https://127.0.0.1:18443")
+    sec = one(docs, "Secret")
+    for kind, path in (("ValidatingWebhookConfiguration", "/validate"), ("MutatingWebhookConfiguration", "/mutate")):
+        (wh,) = one(docs, kind)["webhooks"]
+        assert wh["clientConfig"]["url"] == "https://127.0.0.1:18443" + path, wh["clientConfig"]
+        assert "service" not in wh["clientConfig"]
+        assert wh["clientConfig"]["caBundle"] == sec["data"]["ca.crt"]
+    _, info = cert_info(base64.b64decode(sec["data"]["tls.crt"]).decode())
+    assert ("IP Address", "127.0.0.1") in info["subjectAltName"], info["subjectAltName"]
+    docs = render("--set", "certs.mode=certManager", "--set", "webhook.url=https://volguard.dev.example:8443")
+    serving = next(c for c in by_kind(docs, "Certificate") if c["metadata"]["name"] == f"{FULLNAME}-tls")
+    assert "volguard.dev.example" in serving["spec"]["dnsNames"] and "ipAddresses" not in serving["spec"]
+    render_fails("--set", "webhook.url=https://127.0.0.1:18443/validate", expect="webhook")
 
 
 def test_cert_manager_mode():
@@ -839,14 +978,15 @@ def test_priority_class_name():
 
 ALERTS = {"VolguardDown", "VolguardTooFewReadyReplicas", "VolguardWebhookErrors", "VolguardBadRequests",
           "VolguardHighLatency", "VolguardCertificateExpiringSoon", "VolguardPolicyReloadRejected",
-          "VolguardLogLinesDropped"}
-# Series the chart's alerts and dashboard may use: volguard's own (README "Operations"
+          "VolguardPolicySourceStale", "VolguardLogLinesDropped"}
+# Series the chart's alerts and dashboard may use: volguard's own (docs/operations.md
 # plus the certificate and process metrics), the API server's, kube-state-metrics', up.
 KNOWN_SERIES = {
     "volguard_admission_requests_total", "volguard_violations_total", "volguard_admission_duration_seconds_bucket",
     "volguard_bad_requests_total", "volguard_policy_reloads_total", "volguard_certificate_reloads_total",
     "volguard_policy_generation", "volguard_policy_info", "volguard_build_info",
-    "volguard_certificate_not_after_seconds", "volguard_log_lines_dropped_total", "process_resident_memory_bytes", "process_cpu_seconds_total",
+    "volguard_certificate_not_after_seconds", "volguard_log_lines_dropped_total",
+    "volguard_policy_source_last_sync_timestamp_seconds", "process_resident_memory_bytes", "process_cpu_seconds_total",
     "process_open_fds", "apiserver_admission_webhook_request_total", "kube_deployment_status_replicas_available",
     "up",
 }
@@ -997,8 +1137,8 @@ def doc_helm_commands(path):
 
 
 def test_docs_helm_commands_render():
-    # Every `helm install` / `helm upgrade` line of README.md, certs/README.md and the
-    # chart's README, run as
+    # Every `helm install` / `helm upgrade` line of README.md, docs/*.md, certs/README.md
+    # and the chart's README, run as
     # written through `helm template` ($IMAGE set as the README says; an upgrade's
     # --reuse-values stands for the install's image.repository).
     binary = volguard_bin()
@@ -1028,8 +1168,10 @@ helm() {{
 IMAGE=registry.example.com/volguard
 """
         checked = 0
-        for doc in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "certs", "README.md"),
-                    os.path.join(CHART, "README.md")):
+        docs_dir = os.path.join(ROOT, "docs")
+        for doc in [os.path.join(ROOT, "README.md"), os.path.join(ROOT, "certs", "README.md"),
+                    os.path.join(CHART, "README.md")] + sorted(
+                        os.path.join(docs_dir, n) for n in os.listdir(docs_dir) if n.endswith(".md")):
             for cmd in doc_helm_commands(doc):
                 p = subprocess.run(["bash", "-c", wrapper + "set -e\n" + cmd], cwd=tmp,
                                    capture_output=True, text=True)

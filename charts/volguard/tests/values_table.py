@@ -22,7 +22,7 @@ ATOMIC = {"policy", "podSecurityContext", "securityContext", "resources", "liven
           "podLabels", "certs.certManager.issuerRef", "serviceAccount.annotations", "service.annotations",
           "serviceMonitor.labels", "prometheusRule.labels", "grafanaDashboard.labels",
           "grafanaDashboard.annotations", "webhook.annotations", "webhook.resources",
-          "audit.resources"}
+          "audit.resources", "policyCheck.resources"}
 SECTION = object()
 BEGIN, END = "<!-- VALUES-TABLE:BEGIN -->", "<!-- VALUES-TABLE:END -->"
 
