@@ -42,7 +42,8 @@ import json, sys
 from junitparser import JUnitXml, Failure, Error
 out = sys.argv[1]
 objects = json.load(open(f"{out}/check.json"))
-findings = sum(len(o["violations"]) for o in objects)
+# SARIF also carries each unknown field (a warning, ruleId unknown-field) that JSON lists apart.
+findings = sum(len(o["violations"]) + len(o.get("unknownFields", [])) for o in objects)
 denials = sum(1 for o in objects for v in o["violations"] if v["action"] == "deny")
 denied_objects = sum(1 for o in objects if not o["allowed"])
 sarif = json.load(open(f"{out}/check.sarif"))
