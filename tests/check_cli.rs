@@ -396,13 +396,15 @@ fn output_to_a_closed_pipe_is_not_a_panic() {
 /// YAML nested as deep as go-yaml v2 reads it (its scanner's `max_flow_level`/`max_indents`,
 /// 10,000) is judged; one level deeper is an input error with go-yaml's words. Neither may
 /// crash the process (a 20,000-level document overflowed the main thread's stack before).
+/// The Pod's mapping is the first level, `x:`'s indented sequences the others; go-yaml counts
+/// the same (`yaml_parser_roll_indent`: one indent per block collection indented deeper).
 #[test]
 fn deeply_nested_yaml_is_read_to_go_yamls_limit_and_refused_past_it() {
-    let doc = |levels: usize| format!("{SEED}x:\n{}a\n", "- ".repeat(levels));
-    let at_limit = volguard(&["check", "-f", "-"], Some(&doc(10_000)));
+    let doc = |levels: usize| format!("{SEED}x:\n  {}a\n", "- ".repeat(levels));
+    let at_limit = volguard(&["check", "-f", "-"], Some(&doc(9_999)));
     assert_eq!(at_limit.status.code(), Some(1), "{}", stdout(&at_limit));
     assert!(stdout(&at_limit).starts_with("Pod/seed (<stdin>:1): denied\n"));
-    for levels in [10_001, 200_000] {
+    for levels in [10_000, 200_000] {
         let past = volguard(&["check", "-f", "-"], Some(&doc(levels)));
         let text = format!("{}{}", stdout(&past), String::from_utf8_lossy(&past.stderr));
         assert_eq!(past.status.code(), Some(2), "{levels}: {text}");

@@ -243,7 +243,11 @@ const MAX_VALUES: usize = 1_000_000;
 /// Sequences and mappings may nest this deep, as in go-yaml v2's scanner (`max_flow_level`
 /// and `max_indents` in `scannerc.go`, the CVE-2019-11254 hardening kubectl and Helm read
 /// YAML with): "exceeded max depth of 10000". Deeper input is an input error, not a stack
-/// overflow; `check::run` gives the reader a stack that holds this depth.
+/// overflow; `check::run` gives the reader a stack that holds this depth. Counted here: the
+/// collections nested in each other, which is go-yaml's count for flow collections and for
+/// block ones indented under their key; a block sequence at its key's own column (an
+/// indentless sequence) is a level go-yaml does not count, so such a document is refused one
+/// level earlier than go-yaml would refuse it.
 pub const MAX_DEPTH: usize = 10_000;
 
 struct Reader<'i> {
