@@ -112,3 +112,13 @@ pub fn load_policy(path: Option<&Path>) -> Result<crate::Policy, String> {
         }
     }
 }
+
+/// `NAMESPACE/NAME` (`--policy-configmap` of `serve` and `audit`).
+pub(crate) fn parse_ns_name(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
+            Ok((ns.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("expected NAMESPACE/NAME, got {s:?}")),
+    }
+}

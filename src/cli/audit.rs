@@ -53,7 +53,7 @@ pub struct AuditArgs {
     pub policy: Option<PathBuf>,
     /// Policy from the ConfigMap NAMESPACE/NAME (key policy.yaml), as `serve` reads it:
     /// a missing ConfigMap or key means the embedded default.
-    #[arg(long, value_parser = parse_ns_name)]
+    #[arg(long, value_parser = super::parse_ns_name)]
     pub policy_configmap: Option<(String, String)>,
     #[arg(short = 'o', long, value_enum, default_value_t = AuditOutput::Text)]
     pub output: AuditOutput,
@@ -220,15 +220,5 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("expected a positive number of seconds, got {s:?}")),
-    }
-}
-
-/// `NAMESPACE/NAME`, as `serve --policy-configmap` takes it.
-fn parse_ns_name(s: &str) -> Result<(String, String), String> {
-    match s.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((ns.to_owned(), name.to_owned()))
-        }
-        _ => Err(format!("expected NAMESPACE/NAME, got {s:?}")),
     }
 }

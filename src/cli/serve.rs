@@ -40,7 +40,7 @@ pub struct ServeArgs {
     )]
     pub policy_file: Option<PathBuf>,
     /// ConfigMap NAMESPACE/NAME (key policy.yaml) watched through the Kubernetes API.
-    #[arg(long, env = "VOLGUARD_POLICY_CONFIGMAP", value_parser = parse_ns_name)]
+    #[arg(long, env = "VOLGUARD_POLICY_CONFIGMAP", value_parser = super::parse_ns_name)]
     pub policy_configmap: Option<(String, String)>,
     /// Seconds a deleted policy ConfigMap's policy stays in force (so a delete-then-create
     /// never enforces the embedded default in between); then the embedded default.
@@ -249,13 +249,4 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     log.close();
     code
-}
-
-fn parse_ns_name(s: &str) -> Result<(String, String), String> {
-    match s.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok((ns.to_owned(), name.to_owned()))
-        }
-        _ => Err(format!("expected NAMESPACE/NAME, got {s:?}")),
-    }
 }

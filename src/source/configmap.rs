@@ -63,12 +63,30 @@ pub const DEFAULT_DELETE_GRACE: Duration = Duration::from_secs(60);
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
+/// A ConfigMap as the policy source reads it: the one reading shared by the watcher and
+/// `audit --policy-configmap` (its [`ConfigMap::policy_text`]).
 #[derive(Deserialize)]
-struct ConfigMap {
+pub struct ConfigMap {
     #[serde(default)]
     metadata: Meta,
     #[serde(default)]
     data: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl ConfigMap {
+    /// The policy text under [`KEY`]; `None` when the key (or all data) is missing, which
+    /// means the embedded default.
+    pub fn policy_text(&self) -> Option<&str> {
+        self.data.as_ref()?.get(KEY).map(String::as_str)
+    }
+}
+
+/// How the ConfigMap `namespace/name` is named in messages: as a source
+/// (`configmap NS/NAME`), and as the file a policy error points at (`... key policy.yaml`).
+pub fn names(namespace: &str, name: &str) -> (String, String) {
+    let source = format!("configmap {namespace}/{name}");
+    let file = format!("{source} key {KEY}");
+    (source, file)
 }
 
 #[derive(Default, Deserialize)]
@@ -150,10 +168,11 @@ struct Watcher {
 /// Keeps `store` on the ConfigMap's policy until the process ends. Failures are retried
 /// with backoff; the policy in force stays meanwhile.
 pub async fn watch(client: Client, cfg: WatchConfig, store: Arc<PolicyStore>) {
+    let (source, file) = names(&cfg.namespace, &cfg.name);
     let mut w = Watcher {
         path: format!("/api/v1/namespaces/{}/configmaps", cfg.namespace),
-        source: format!("configmap {}/{}", cfg.namespace, cfg.name),
-        file: format!("configmap {}/{} key {KEY}", cfg.namespace, cfg.name),
+        source,
+        file,
         client,
         cfg,
         store,
@@ -322,7 +341,7 @@ impl Watcher {
         if self.grace_until.take().is_some() {
             tracing::info!(source = %self.source, "ConfigMap back within the grace period");
         }
-        match cm.data.as_ref().and_then(|d| d.get(KEY)) {
+        match cm.policy_text() {
             Some(text) => {
                 let _ = self.store.apply_text(text, &self.file, &self.source);
             }

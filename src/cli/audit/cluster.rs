@@ -110,13 +110,8 @@ pub async fn policy_from_configmap(
     namespace: &str,
     name: &str,
 ) -> Result<Policy, String> {
-    #[derive(Deserialize)]
-    struct ConfigMap {
-        #[serde(default)]
-        data: std::collections::BTreeMap<String, String>,
-    }
-    let key = crate::source::configmap::KEY;
-    let source = format!("configmap {namespace}/{name}");
+    use crate::source::configmap::{ConfigMap, KEY, names};
+    let (source, file) = names(namespace, name);
     let req = Request::new(format!("/api/v1/namespaces/{namespace}/configmaps"))
         .get(name, &Default::default())
         .map_err(|e| format!("{source}: {e}"))?;
@@ -124,12 +119,10 @@ pub async fn policy_from_configmap(
         Ok(text) => {
             let cm: ConfigMap =
                 serde_json::from_str(&text).map_err(|e| format!("{source}: {e}"))?;
-            match cm.data.get(key) {
-                Some(text) => {
-                    Policy::parse(text, &format!("{source} key {key}")).map_err(|e| e.to_string())
-                }
+            match cm.policy_text() {
+                Some(text) => Policy::parse(text, &file).map_err(|e| e.to_string()),
                 None => {
-                    eprintln!("note: {source} has no {key} key: the embedded default policy");
+                    eprintln!("note: {source} has no {KEY} key: the embedded default policy");
                     Ok(Policy::default())
                 }
             }
