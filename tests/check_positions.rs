@@ -272,3 +272,94 @@ fn positional_paths_and_f_together_and_counts_in_the_singular() {
     let (code, _) = run(dir.path(), &[]);
     assert_eq!(code, Some(2));
 }
+
+/// Unknown fields (keys the apiserver does not know) point at their key too, in every format:
+/// block YAML, flow YAML and JSON.
+#[test]
+fn unknown_fields_point_at_their_key_in_every_format() {
+    const BLOCK: &str = "apiVersion: v1
+kind: Pod
+metadata: {name: typo}
+spec:
+  containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}]}]
+  volumes:
+  - name: t
+    emptydir:
+      sizeLimit: 1Gi
+---
+{apiVersion: v1, kind: Pod, metadata: {name: flowtypo}, spec: {containers: [{name: c, volumeMounts: [{name: t, mountPath: /t}]}],
+  volumes: [{name: t, emptyDir: {sizelimit: 1Gi}}]}}
+";
+    const JSON_TYPO: &str = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "jsontypo"},
+ "spec": {"containers": [{"name": "c", "volumeMounts": [{"name": "t", "mountPath": "/t"}]}],
+  "volumes": [{"name": "t", "emptyDir": {"sizeLimit": "1Gi"}, "hostpath": {"path": "/x"}}]}}
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("typo.yaml"), BLOCK).unwrap();
+    std::fs::write(dir.path().join("typo.json"), JSON_TYPO).unwrap();
+    // (object, file, text, unknown field path, needle of its key)
+    let want = [
+        (
+            "typo",
+            "typo.yaml",
+            BLOCK,
+            "spec.volumes[0].emptydir",
+            "emptydir:",
+        ),
+        (
+            "flowtypo",
+            "typo.yaml",
+            BLOCK,
+            "spec.volumes[0].emptyDir.sizelimit",
+            "sizelimit:",
+        ),
+        (
+            "jsontypo",
+            "typo.json",
+            JSON_TYPO,
+            "spec.volumes[0].hostpath",
+            "\"hostpath\"",
+        ),
+    ];
+    let files = ["typo.yaml", "typo.json"];
+    let (_, text) = run(dir.path(), &files);
+    let (_, json) = run(dir.path(), &[&files[..], &["-o", "json"]].concat());
+    let json: Value = serde_json::from_str(&json).unwrap();
+    let (_, sarif) = run(dir.path(), &[&files[..], &["-o", "sarif"]].concat());
+    let sarif: Value = serde_json::from_str(&sarif).unwrap();
+    let (_, junit) = run(dir.path(), &[&files[..], &["-o", "junit"]].concat());
+    for (name, file, source, path, needle) in want {
+        let (l, col) = find(source, needle, 0);
+        let line = format!("note  {l}:{col} [unknown-field] {path}: ");
+        assert!(text.contains(&line), "{name}: no `{line}` in\n{text}");
+        let object = json
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in the JSON"));
+        assert_eq!(
+            object["unknownFields"],
+            serde_json::json!([{"path": path, "line": l, "column": col}]),
+            "{name}"
+        );
+        let r = sarif["runs"][0]["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| {
+                r["ruleId"] == "unknown-field"
+                    && r["message"]["text"]
+                        .as_str()
+                        .unwrap()
+                        .contains(&format!("/{name}: {path}: "))
+            })
+            .unwrap_or_else(|| panic!("no SARIF result for {name}"));
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert_eq!(loc["artifactLocation"]["uri"], file);
+        assert_eq!(loc["region"]["startLine"], l as u64, "{name}: {r}");
+        assert_eq!(loc["region"]["startColumn"], col as u64, "{name}: {r}");
+        let note = format!("note {l}:{col} [unknown-field] {path}: ");
+        assert!(junit.contains(&note), "{name}: no `{note}` in\n{junit}");
+    }
+}

@@ -23,7 +23,9 @@ pub mod report;
 pub mod sarif;
 pub mod stored;
 
-use report::{CheckResult, InputError, ObjectReport, SkippedDocument, ViolationReport};
+use report::{
+    CheckResult, InputError, ObjectReport, SkippedDocument, UnknownField, ViolationReport,
+};
 
 /// Where an object is: its file, the document it is in (indexed for field positions only
 /// when a finding needs them) and its path inside that document (`items[2]` in a List,
@@ -383,7 +385,17 @@ fn push(
             _ => None,
         },
         violations,
-        unknown_fields,
+        unknown_fields: unknown_fields
+            .into_iter()
+            .map(|path| {
+                let p = site.locate(&path);
+                UnknownField {
+                    line: p.map(|p| p.line),
+                    column: p.map(|p| p.column),
+                    path,
+                }
+            })
+            .collect(),
     });
 }
 

@@ -73,11 +73,12 @@ fn case(o: &ObjectReport, out: &mut String) {
     }
     if !others.is_empty() || !o.unknown_fields.is_empty() {
         out.push_str("      <system-out>");
-        for path in &o.unknown_fields {
+        for u in &o.unknown_fields {
             let _ = writeln!(
                 out,
-                "note [{UNKNOWN_FIELD}] {}: {}",
-                esc(path),
+                "note {}[{UNKNOWN_FIELD}] {}: {}",
+                esc(&u.at()),
+                esc(&u.path),
                 esc(UNKNOWN_FIELD_MESSAGE)
             );
         }

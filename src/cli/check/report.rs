@@ -22,7 +22,28 @@ pub struct ObjectReport {
     /// `kubectl apply` refuses the object, other clients have them dropped; the verdict is
     /// on the object without them (`stored::decode`).
     #[serde(rename = "unknownFields", skip_serializing_if = "Vec::is_empty")]
-    pub unknown_fields: Vec<String>,
+    pub unknown_fields: Vec<UnknownField>,
+}
+
+/// A field of the manifest the apiserver does not know, and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnknownField {
+    pub path: String,
+    /// 1-based line and column of the field's key in the file, as for findings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<usize>,
+}
+
+impl UnknownField {
+    /// `LINE:COL ` when the position is known, for the text renderers.
+    pub fn at(&self) -> String {
+        match (self.line, self.column) {
+            (Some(l), Some(c)) => format!("{l}:{c} "),
+            _ => String::new(),
+        }
+    }
 }
 
 /// The rule-like ID under which unknown fields are reported (not a policy rule: nothing
@@ -169,11 +190,13 @@ pub fn write_text(result: &CheckResult, out: &mut impl Write) -> std::io::Result
             "{}/{} ({}:{}): {verdict}",
             o.kind, o.name, o.file, o.line
         )?;
-        for path in &o.unknown_fields {
+        for u in &o.unknown_fields {
             writeln!(
                 out,
-                "  {:<5} [{UNKNOWN_FIELD}] {path}: {UNKNOWN_FIELD_MESSAGE}",
-                "note"
+                "  {:<5} {}[{UNKNOWN_FIELD}] {}: {UNKNOWN_FIELD_MESSAGE}",
+                "note",
+                u.at(),
+                u.path
             )?;
         }
         for v in &o.violations {

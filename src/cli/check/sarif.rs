@@ -72,7 +72,12 @@ fn rules() -> Vec<Value> {
 fn results(result: &CheckResult) -> Vec<Value> {
     let mut results = Vec::new();
     for o in &result.objects {
-        for path in &o.unknown_fields {
+        for u in &o.unknown_fields {
+            let path = &u.path;
+            let region = match (u.line, u.column) {
+                (Some(l), Some(c)) => json!({"startLine": l, "startColumn": c}),
+                _ => json!({"startLine": o.line.max(1)}),
+            };
             results.push(json!({
                 "ruleId": UNKNOWN_FIELD,
                 "level": "warning",
@@ -80,7 +85,7 @@ fn results(result: &CheckResult) -> Vec<Value> {
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": {"uri": uri(&o.file)},
-                        "region": {"startLine": o.line.max(1)}
+                        "region": region
                     },
                     "logicalLocations": [{
                         "fullyQualifiedName": format!("{}/{}/{}.{path}", o.kind, o.namespace, o.name),
