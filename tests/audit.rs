@@ -552,6 +552,13 @@ fn kubeconfig(dir: &Path, addr: SocketAddr) -> PathBuf {
     path
 }
 
+/// `audit --context scripted ARGS` against a scripted API server serving `api`.
+async fn audit_api(api: &Api, args: &[&str]) -> Output {
+    let addr = start(api.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    audit(&kubeconfig(dir.path(), addr), args).await
+}
+
 async fn audit(kubeconfig: &Path, args: &[&str]) -> Output {
     audit_with(kubeconfig, &["--context", "scripted"], args, &[]).await
 }
@@ -607,9 +614,7 @@ async fn pagination_forbidden_kind_and_owners() {
         forbidden: Some("statefulsets"),
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(&kubeconfig(dir.path(), addr), &["--page-size", "2"]).await;
+    let out = audit_api(&api, &["--page-size", "2"]).await;
     let (stdout, stderr) = text(&out);
     // Incomplete (one kind forbidden): exit 2, as `check` with an unreadable input.
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
@@ -694,9 +699,7 @@ async fn pagination_forbidden_kind_and_owners() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_output_and_exit_1_when_something_is_denied() {
     let api = Api::default();
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(&kubeconfig(dir.path(), addr), &["-o", "json"]).await;
+    let out = audit_api(&api, &["-o", "json"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
@@ -753,10 +756,8 @@ async fn namespace_selector_and_policy_from_configmap() {
         policy_configmap: Some("mode: warn\n"),
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(
-        &kubeconfig(dir.path(), addr),
+    let out = audit_api(
+        &api,
         &[
             "-n",
             "shop",
@@ -827,13 +828,7 @@ async fn policyreports_by_server_side_apply_valid_against_the_crd() {
         earlier_reports: vec![("shop", "volguard"), ("gone", "volguard"), ("x", "other")],
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(
-        &kubeconfig(dir.path(), addr),
-        &["--report", "policyreport", "--page-size", "3"],
-    )
-    .await;
+    let out = audit_api(&api, &["--report", "policyreport", "--page-size", "3"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(stdout.ends_with("; 4 PolicyReports applied\n"), "{stdout}");
@@ -929,9 +924,7 @@ async fn policyreports_by_server_side_apply_valid_against_the_crd() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_policyreport_crd_is_a_clear_error() {
     let api = Api::default();
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(&kubeconfig(dir.path(), addr), &["--report", "policyreport"]).await;
+    let out = audit_api(&api, &["--report", "policyreport"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2), "{stdout}\n{stderr}");
     assert_eq!(
@@ -995,13 +988,7 @@ async fn expired_continue_token_relists_in_full() {
         },
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(
-        &kubeconfig(dir.path(), addr),
-        &["--page-size", "1", "-o", "json"],
-    )
-    .await;
+    let out = audit_api(&api, &["--page-size", "1", "-o", "json"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     let requests = api.inner.lock().unwrap().requests.clone();
@@ -1051,9 +1038,7 @@ async fn server_errors_are_retried() {
         },
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(&kubeconfig(dir.path(), addr), &["--page-size", "3"]).await;
+    let out = audit_api(&api, &["--page-size", "3"]).await;
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(
@@ -1205,10 +1190,8 @@ async fn a_report_over_the_etcd_limit_is_split() {
         },
         ..Default::default()
     };
-    let addr = start(api.clone()).await;
-    let dir = tempfile::tempdir().unwrap();
-    let out = audit(
-        &kubeconfig(dir.path(), addr),
+    let out = audit_api(
+        &api,
         &["--report", "policyreport", "-n", "big", "-o", "json"],
     )
     .await;

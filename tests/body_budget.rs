@@ -11,26 +11,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use rustls::pki_types::ServerName;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 
 type Tls = tokio_rustls::client::TlsStream<tokio::net::TcpStream>;
-
-/// A review padded with trailing whitespace (valid JSON) to `len` bytes.
-fn padded_review(uid: &str, len: usize) -> Vec<u8> {
-    let mut body = serde_json::to_vec(&seed_create(uid)).unwrap();
-    assert!(body.len() <= len);
-    body.resize(len, b' ');
-    body
-}
-
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
 
 /// A raw HTTP/1.1-over-TLS connection from the source address `from` (any 127.0.0.0/8
 /// address is local on Linux: each one is another peer for the server).
@@ -55,18 +39,11 @@ async fn start_post(tls: &mut Tls, body: &[u8], declared: usize, send: usize, cl
     tls.flush().await.unwrap();
 }
 
-/// Everything the server sends until it closes (or `timeout`).
-async fn read_all(tls: &mut Tls, timeout: Duration) -> String {
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(timeout, tls.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// A whole review sent from `from` with `Connection: close`: the raw answer.
 async fn post_from(server: &Server, from: [u8; 4], body: &[u8]) -> String {
     let mut tls = connect_from(server, from).await;
     start_post(&mut tls, body, body.len(), body.len(), true).await;
-    read_all(&mut tls, Duration::from_secs(20)).await
+    read_until_close(&mut tls, Duration::from_secs(20)).await
 }
 
 /// A Pod near the apiserver's 3 MiB request limit (`MaxRequestBodyBytes`,
@@ -177,7 +154,7 @@ async fn a_stalled_body_makes_room_for_a_new_one_once_a_second_old() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["response"]["uid"], "fresh");
-    let text = read_all(&mut stalled, Duration::from_secs(5)).await;
+    let text = read_until_close(&mut stalled, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("stalled"), "{text}");
 
@@ -211,7 +188,7 @@ async fn large_bodies_cannot_take_the_small_reviews_share() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut second = server.raw_http1().await;
     start_post(&mut second, &big, 2_400_000, 1_100_000, false).await;
-    let text = read_all(&mut second, Duration::from_secs(5)).await;
+    let text = read_until_close(&mut second, Duration::from_secs(5)).await;
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     // The large share is full; an ordinary review still has the reserve.
     let r = server
@@ -269,7 +246,7 @@ async fn a_body_that_does_not_arrive_in_time_is_dropped_and_counted() {
     let mut tls = server.raw_http1().await;
     let started = Instant::now();
     start_post(&mut tls, &body, body.len(), 10, false).await;
-    let text = read_all(&mut tls, Duration::from_secs(10)).await;
+    let text = read_until_close(&mut tls, Duration::from_secs(10)).await;
     let took = started.elapsed();
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
@@ -285,7 +262,7 @@ async fn a_body_that_does_not_arrive_in_time_is_dropped_and_counted() {
     );
     tls.write_all(head.as_bytes()).await.unwrap();
     tls.write_all(&body[..10]).await.unwrap();
-    let text = read_all(&mut tls, Duration::from_secs(10)).await;
+    let text = read_until_close(&mut tls, Duration::from_secs(10)).await;
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(
         started.elapsed() < Duration::from_millis(900),

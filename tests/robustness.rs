@@ -10,21 +10,6 @@ use common::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A review padded with trailing whitespace (valid JSON) to `len` bytes.
-fn padded_review(uid: &str, len: usize) -> Vec<u8> {
-    let mut body = serde_json::to_vec(&seed_create(uid)).unwrap();
-    assert!(body.len() <= len);
-    body.resize(len, b' ');
-    body
-}
-
-/// Reads what the server sends until it closes or `timeout` passes.
-async fn read_until_close<S: tokio::io::AsyncRead + Unpin>(s: &mut S, timeout: Duration) -> String {
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(timeout, s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// True when the server closes the stream within `timeout` (EOF or error).
 async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, timeout: Duration) -> bool {
     let mut buf = [0u8; 1024];
@@ -36,14 +21,6 @@ async fn closed_within<S: tokio::io::AsyncRead + Unpin>(s: &mut S, timeout: Dura
             Ok(Ok(_)) => {}
         }
     }
-}
-
-fn metric(text: &str, line_start: &str) -> f64 {
-    text.lines()
-        .find(|l| l.starts_with(line_start))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

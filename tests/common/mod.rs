@@ -487,6 +487,47 @@ pub fn review(
     })
 }
 
+/// The answer to [`seed_create`] under the default policy: 403 with the uid echoed, and the
+/// denial's rule ID, field path and fix.
+pub fn assert_seed_denied(resp: &Value, uid: &str) {
+    assert_eq!(resp["uid"], uid);
+    assert_eq!(resp["allowed"], false);
+    assert_eq!(resp["status"]["code"], 403);
+    assert_eq!(resp["status"]["reason"], "Forbidden");
+    assert_eq!(
+        resp["status"]["message"],
+        "[emptydir-size-limit-required] spec.volumes[0].emptyDir: emptyDir \"temp-volume\" has no sizeLimit and the Pod has no ephemeral-storage limit; set sizeLimit (at most 10Gi)"
+    );
+}
+
+/// A review padded with trailing whitespace (valid JSON) to `len` bytes.
+pub fn padded_review(uid: &str, len: usize) -> Vec<u8> {
+    let mut body = serde_json::to_vec(&seed_create(uid)).unwrap();
+    assert!(body.len() <= len);
+    body.resize(len, b' ');
+    body
+}
+
+/// The value of the first `/metrics` line starting with `line_start` (0 when absent).
+pub fn metric(text: &str, line_start: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Reads what the server sends until it closes or `timeout` passes.
+pub async fn read_until_close<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    timeout: Duration,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(timeout, s.read_to_end(&mut out)).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// CREATE of the seed Pod (emptyDir without sizeLimit) in `default`: denied by the default
 /// policy.
 pub fn seed_create(uid: &str) -> Value {
