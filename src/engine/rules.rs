@@ -570,7 +570,11 @@ pub fn first_over<'v>(
 
 /// `"a", "b" and 2 more` for messages.
 pub fn name_list(names: &[&str]) -> String {
-    let shown: Vec<String> = names.iter().take(2).map(|n| q(n)).collect();
+    let shown: Vec<String> = names
+        .iter()
+        .take(2)
+        .map(|n| quoted(n).to_string())
+        .collect();
     match names.len() {
         0 => "none".to_owned(),
         1 | 2 => shown.join(" and "),
@@ -579,14 +583,9 @@ pub fn name_list(names: &[&str]) -> String {
 }
 
 /// Quotes a user-supplied string for a message, whole (escaped as Rust's `{:?}` does, so a
-/// newline cannot end a line). Offline output prints it as is; at admission
-/// `admission::line` shortens the explanation, never the rule, the path or the fix.
-pub fn q(s: &str) -> String {
-    quoted(s).to_string()
-}
-
-/// [`q`] without the allocation, for `format!` arguments in rules that can report tens of
-/// thousands of findings.
+/// newline cannot end a line), without allocating: a `format!` argument. Offline output
+/// prints it as is; at admission `admission::line` shortens the explanation, never the
+/// rule, the path or the fix.
 pub fn quoted(s: &str) -> Quoted<'_> {
     Quoted(s)
 }
@@ -688,9 +687,9 @@ mod tests {
     /// Offline output has no length limit: names and paths are quoted whole.
     #[test]
     fn quoting_keeps_whole_names() {
-        assert_eq!(q("data"), "\"data\"");
+        assert_eq!(quoted("data").to_string(), "\"data\"");
         let long = "x".repeat(200);
-        assert_eq!(q(&long), format!("{long:?}"));
-        assert_eq!(q("a\nb"), "\"a\\nb\"");
+        assert_eq!(quoted(&long).to_string(), format!("{long:?}"));
+        assert_eq!(quoted("a\nb").to_string(), "\"a\\nb\"");
     }
 }

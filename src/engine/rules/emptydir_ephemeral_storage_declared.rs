@@ -1,7 +1,7 @@
 //! `emptydir-ephemeral-storage-declared`: containers mounting a disk emptyDir declare
 //! ephemeral-storage requests and limits.
 
-use super::{Action, NoOptions, RuleMeta, ContainerKind, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, ContainerKind, PodCtx, RuleId, Violation, quoted};
 use crate::engine::model::{Medium, Resources};
 
 fn declares(r: &Option<Resources>) -> (bool, bool) {
@@ -62,8 +62,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
             message: format!(
                 "container {} mounts disk-backed emptyDir {} without ephemeral-storage {missing}; \
                  set resources.{{requests,limits}}.ephemeral-storage",
-                q(&c.c.name),
-                q(&vol.name)
+                quoted(&c.c.name),
+                quoted(&vol.name)
             ),
         });
     }

@@ -1,6 +1,6 @@
 //! `emptydir-medium-valid`: an emptyDir's `medium` is one the kubelet can mount.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, quoted};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -35,8 +35,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
             path: format!("{}.emptyDir.medium", ctx.volume_field(i)),
             message: format!(
                 "emptyDir {} has medium {}, unknown to the kubelet: the mount fails; {hint}",
-                q(&v.name),
-                q(raw)
+                quoted(&v.name),
+                quoted(raw)
             ),
         });
     }

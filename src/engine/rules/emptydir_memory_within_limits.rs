@@ -1,6 +1,6 @@
 //! `emptydir-memory-within-limits`: memory-backed emptyDirs fit the Pod's memory limit.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, quoted};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -43,7 +43,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
             message: format!(
                 "memory emptyDirs sum to {sum} (through {}), over the Pod's {limit} memory limit: \
                  OOM-killed before they fill; lower sizeLimit or raise the limit",
-                q(&v.name)
+                quoted(&v.name)
             ),
         });
     }

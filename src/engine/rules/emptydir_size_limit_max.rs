@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::quantity::{PositiveQuantity, Quantity};
-use super::{Action, OptionDoc, quantity_schema, RuleMeta, PodCtx, RuleId, Violation, first_over, q};
+use super::{Action, OptionDoc, quantity_schema, RuleMeta, PodCtx, RuleId, Violation, first_over, quoted};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -71,18 +71,18 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
         let message = match parsed {
             Err(_) => format!(
                 "emptyDir {} has sizeLimit {}, which is not a valid quantity; write a size such as 500Mi or 1Gi",
-                q(&v.name),
-                q(raw)
+                quoted(&v.name),
+                quoted(raw)
             ),
             Ok(size) if *size < Quantity::ZERO => format!(
                 "emptyDir {} has sizeLimit {}, which is negative; set a size above zero (at most {max})",
-                q(&v.name),
-                q(raw)
+                quoted(&v.name),
+                quoted(raw)
             ),
             Ok(size) if *size > max => format!(
                 "emptyDir {} has sizeLimit {}, above the {max} maximum for {what} emptyDirs; lower it to at most {max}",
-                q(&v.name),
-                q(raw)
+                quoted(&v.name),
+                quoted(raw)
             ),
             Ok(_) => continue,
         };
@@ -102,7 +102,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
                 path: format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
                 message: format!(
                     "emptyDir sizeLimits add up to {sum} (through {}), above the {total} total allowed per Pod; lower them",
-                    q(&v.name)
+                    quoted(&v.name)
                 ),
             });
         }

@@ -1,7 +1,7 @@
 //! `emptydir-size-limit-required`: emptyDirs (of the configured media) set a sizeLimit.
 
 use serde::{Deserialize, Serialize};
-use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, RuleSet, Violation, q};
+use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, RuleSet, Violation, quoted};
 use crate::engine::model::Medium;
 use crate::engine::quantity::Quantity;
 
@@ -104,8 +104,8 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
                 format!("{}.emptyDir.sizeLimit", ctx.volume_field(i)),
                 format!(
                     "{what} {} has sizeLimit {}: 0 means unlimited to the kubelet; {}",
-                    q(&v.name),
-                    q(e.size_limit.as_ref().map_or("", |r| &*r.0)),
+                    quoted(&v.name),
+                    quoted(e.size_limit.as_ref().map_or("", |r| &*r.0)),
                     fix.replacen("set sizeLimit", "set a positive sizeLimit", 1)
                 ),
             )
@@ -114,7 +114,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
                 format!("{}.emptyDir", ctx.volume_field(i)),
                 format!(
                     "{what} {} has no sizeLimit and only the Pod's {limit} {kind} limit bounds it, above the {hint} maximum; {fix}",
-                    q(&v.name)
+                    quoted(&v.name)
                 ),
             )
         } else {
@@ -125,7 +125,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, rules: &RuleSet, out: &mut Vec<Vi
             };
             (
                 format!("{}.emptyDir", ctx.volume_field(i)),
-                format!("{what} {} has no sizeLimit{unbounded}; {fix}", q(&v.name)),
+                format!("{what} {} has no sizeLimit{unbounded}; {fix}", quoted(&v.name)),
             )
         };
         out.push(Violation {

@@ -1,6 +1,6 @@
 //! `emptydir-within-ephemeral-storage`: disk emptyDirs fit the Pod's ephemeral-storage limit.
 
-use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, q};
+use super::{Action, NoOptions, PodCtx, RuleId, RuleMeta, Violation, first_over, quoted};
 use crate::engine::model::Medium;
 
 pub const META: RuleMeta = RuleMeta {
@@ -38,7 +38,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
             message: format!(
                 "disk emptyDirs sum to {sum} (through {}), over the Pod's {limit} ephemeral-storage limit, \
                  so it is evicted first; lower sizeLimit or raise the limit",
-                q(&v.name)
+                quoted(&v.name)
             ),
         });
     }

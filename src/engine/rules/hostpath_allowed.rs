@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, Violation, q};
+use super::{Action, OptionDoc, PodCtx, RuleId, RuleMeta, Violation, quoted};
 use crate::engine::paths;
 
 pub const META: RuleMeta = RuleMeta {
@@ -119,8 +119,8 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
                 path: format!("{}.hostPath.path", ctx.volume_field(i)),
                 message: format!(
                     "hostPath volume {} uses {}, outside the allowed paths ({}); use an allowed path or another volume type",
-                    q(&v.name),
-                    q(&path),
+                    quoted(&v.name),
+                    quoted(&path),
                     prefixes()
                 ),
             }),
@@ -138,9 +138,9 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
                 path: c.mount_field(ctx.prefix, j),
                 message: format!(
                     "container {} mounts hostPath volume {} writable, but {} is allowed read-only; set readOnly: true",
-                    q(&c.c.name),
-                    q(&v.name),
-                    q(&a.path_prefix)
+                    quoted(&c.c.name),
+                    quoted(&v.name),
+                    quoted(&a.path_prefix)
                 ),
             });
         }

@@ -1,7 +1,7 @@
 //! `mount-readonly-source`: a volume whose source declares `readOnly: true` is mounted
 //! with `readOnly: true`.
 
-use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "mount-readonly-source",
@@ -29,8 +29,8 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
                 message: format!(
                     "container {} mounts volume {} writable, but its {source} source is \
                      readOnly; set readOnly: true on the mount",
-                    q(&c.c.name),
-                    q(&m.name)
+                    quoted(&c.c.name),
+                    quoted(&m.name)
                 ),
             });
         }

@@ -1,6 +1,6 @@
 //! `volume-name-unique`: no two volumes share a name.
 
-use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "volume-name-unique",
@@ -24,7 +24,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
                 path: ctx.volume_field(i),
                 message: format!(
                     "volume name {} is already used by volumes[{first}]; give each volume a unique name",
-                    q(&v.name)
+                    quoted(&v.name)
                 ),
             });
         }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::engine::model::VOLUME_SOURCES;
-use super::{Action, OptionDoc, RuleMeta, PodCtx, RuleId, Violation, q};
+use super::{Action, OptionDoc, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "volume-type-allowed",
@@ -77,7 +77,7 @@ pub fn check(ctx: &PodCtx<'_>, opts: &Options, out: &mut Vec<Violation>) {
                 path: format!("{}.{source}", ctx.volume_field(i)),
                 message: format!(
                     "volume {} has type {source}, which is not allowed; use one of: {allowed}",
-                    q(&v.name)
+                    quoted(&v.name)
                 ),
             });
         }

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, q};
+use super::{Action, NoOptions, RuleMeta, PodCtx, RuleId, Violation, quoted};
 
 pub const META: RuleMeta = RuleMeta {
     name: "volume-unused",
@@ -37,7 +37,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
                 path: ctx.volume_field(i),
                 message: format!(
                     "volume {} is not mounted by any container; mount it or remove it",
-                    q(&v.name)
+                    quoted(&v.name)
                 ),
             });
         }
@@ -55,7 +55,7 @@ pub fn check(ctx: &PodCtx<'_>, _: &Options, out: &mut Vec<Violation>) {
             message: format!(
                 "volumeClaimTemplate {} is not mounted by any container, yet each replica gets a PVC \
                  and a disk for it; mount it or remove it",
-                q(name)
+                quoted(name)
             ),
         });
     }
