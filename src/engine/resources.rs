@@ -301,15 +301,10 @@ pub fn memory_limit_declared(spec: &Spec, kubelet: Kubelet) -> bool {
 /// Its value is `PodLimits`' memory, overhead included (the same on every minor). A zero
 /// value is no limit: `calculateEmptyDirMemorySize` only uses a positive one.
 pub fn memory_cgroup_limit(spec: &Spec) -> Option<Quantity> {
-    if !Kubelet::SUPPORTED
+    let everywhere = Kubelet::SUPPORTED
         .iter()
-        .all(|k| memory_limit_declared(spec, *k))
-    {
-        return None;
-    }
-    pod_limits(spec, Options::default())
-        .get(Resource::Memory)
-        .filter(Quantity::is_positive)
+        .all(|k| memory_limit_declared(spec, *k));
+    everywhere.then(|| pod_memory_limit(spec)).flatten()
 }
 
 /// The Pod cgroup's memory limit on the supported kubelet minors that set one, or `None`
@@ -317,12 +312,14 @@ pub fn memory_cgroup_limit(spec: &Spec) -> Option<Quantity> {
 /// can outgrow (and get the Pod OOM-killed) on some node, where [`memory_cgroup_limit`] is
 /// the limit that bounds a tmpfs on every node.
 pub fn memory_cgroup_limit_on_some_minor(spec: &Spec) -> Option<Quantity> {
-    if !Kubelet::SUPPORTED
+    let somewhere = Kubelet::SUPPORTED
         .iter()
-        .any(|k| memory_limit_declared(spec, *k))
-    {
-        return None;
-    }
+        .any(|k| memory_limit_declared(spec, *k));
+    somewhere.then(|| pod_memory_limit(spec)).flatten()
+}
+
+/// `PodLimits`' memory when positive: the Pod cgroup's limit wherever the kubelet sets one.
+fn pod_memory_limit(spec: &Spec) -> Option<Quantity> {
     pod_limits(spec, Options::default())
         .get(Resource::Memory)
         .filter(Quantity::is_positive)
